@@ -1,0 +1,73 @@
+"""Packaging for uegan_tf (UE-AnimeGANv2 in TensorFlow 2 / Keras 3)."""
+
+from pathlib import Path
+
+from setuptools import find_packages
+from setuptools import setup
+
+HERE = Path(__file__).parent
+
+setup(
+    name="uegan_tf",
+    version="0.1.0",
+    description=(
+        "UE-AnimeGANv2 (AnimeGANv2 + U-Net skips + edge loss) for "
+        "TensorFlow 2 / Keras 3: train, stylize, export, serve."
+    ),
+    long_description=(HERE / "README.md").read_text(encoding="utf-8"),
+    long_description_content_type="text/markdown",
+    license="MIT",
+    python_requires=">=3.10",
+    packages=find_packages(include=["uegan_tf", "uegan_tf.*"]),
+    # Bundled example photos, the default style's weights and model cards.
+    include_package_data=True,
+    package_data={
+        "uegan_tf": [
+            "examples/*.jpg",
+            "examples/*.png",
+            "examples/*.md",
+            "styles/*/*",
+        ],
+    },
+    install_requires=[
+        # Keras 3 comes with TensorFlow >= 2.16. tensorflow-addons is not
+        # used: it is end-of-life and does not import under Keras 3.
+        "tensorflow>=2.16",
+        "numpy",
+        "absl-py",
+        # Headless OpenCV: the GUI build needs libGL, which servers lack.
+        "opencv-python-headless",
+        "pillow",
+        "tqdm",
+        # A static ffmpeg binary from PyPI, for video input and audio copy.
+        "imageio-ffmpeg",
+    ],
+    extras_require={
+        "export": [
+            "tf2onnx",
+            "onnxruntime",
+            "ai-edge-litert",
+            "tensorflow-serving-api",
+        ],
+        "data": ["tensorflow-datasets"],
+        "app": ["gradio>=4"],
+        "dev": [
+            "pytest",
+            "scikit-image",
+            "ai-edge-litert",
+            "tf2onnx",
+            "onnxruntime",
+            "tensorflow-serving-api",
+            "tensorflow-datasets",
+            "gradio>=4",
+            "playwright",
+        ],
+    },
+    entry_points={
+        "console_scripts": ["uegan=uegan_tf.cli:main"],
+    },
+    classifiers=[
+        "Programming Language :: Python :: 3",
+        "Topic :: Scientific/Engineering :: Artificial Intelligence",
+    ],
+)

@@ -1,0 +1,62 @@
+"""Test setup shared by every test module.
+
+- Two logical CPU devices are configured before TensorFlow initialises, so
+  that distributed tests run a real 2-replica `MirroredStrategy` on CPU.
+- absl flags are marked as parsed (pytest does not parse argv through absl).
+- `--run-slow` enables tests marked `slow` (skipped by default).
+"""
+
+import os
+import pathlib
+
+os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import pytest  # noqa: E402
+import tensorflow as tf  # noqa: E402
+from absl import flags  # noqa: E402
+
+_cpus = tf.config.list_physical_devices("CPU")
+try:
+    tf.config.set_logical_device_configuration(
+        _cpus[0],
+        [tf.config.LogicalDeviceConfiguration()] * 2,
+    )
+except RuntimeError:  # TF already initialised by another plugin
+    pass
+
+flags.FLAGS.mark_as_parsed()
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared"
+
+
+def pytest_addoption(parser):
+    parser.addoption(
+        "--run-slow", action="store_true", help="also run tests marked slow"
+    )
+
+
+def pytest_collection_modifyitems(config, items):
+    if config.getoption("--run-slow"):
+        return
+    skip = pytest.mark.skip(reason="slow: run with --run-slow")
+    for item in items:
+        if "slow" in item.keywords:
+            item.add_marker(skip)
+
+
+def shared_path(*parts):
+    """Path under ../shared, or skip the test saying what is missing."""
+    path = SHARED.joinpath(*parts)
+    if not path.exists():
+        pytest.skip(f"{path} is absent (the shared folder is not checked out)")
+    return path
+
+
+@pytest.fixture
+def artifacts_dir():
+    """A folder kept after the run for screenshots and sample outputs."""
+    path = REPO / "test-artifacts"
+    path.mkdir(exist_ok=True)
+    return path

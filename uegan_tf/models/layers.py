@@ -1,0 +1,362 @@
+"""Keras layers of the AnimeGANv2 / UE-AnimeGANv2 networks.
+
+All layers take and return NHWC tensors and work with unknown height and
+width (they are traced with `[None, None, None, C]` signatures for export).
+Padding is explicit (reflect in the generator, zero in the discriminator) and
+every convolution runs with `VALID` padding afterwards, as in the official
+TF1 code (`TachibanaYoshino/AnimeGANv2:net/generator.py`, `tools/ops.py`).
+"""
+
+import keras
+import tensorflow as tf
+
+# Layer norm of the reference: `tf.contrib.layers.layer_norm` normalises over
+# (H, W, C) per sample with a per-channel affine and a hard-coded variance
+# epsilon of 1e-12 (Keras' default 1e-3 changes low-variance maps).
+REFERENCE_LN_EPSILON = 1e-12
+
+UPSAMPLE_MODES = ("tf1", "align_corners", "half_pixel")
+
+
+def he_normal():
+    """TF1 `variance_scaling_initializer()` (fan-in, factor 2, truncated)."""
+    return keras.initializers.VarianceScaling(
+        scale=2.0, mode="fan_in", distribution="truncated_normal"
+    )
+
+
+def same_padding(kernel_size, strides):
+    """Reference padding `((top, bottom), (left, right))` for a conv.
+
+    Stride 1 pads `k // 2` on every side; stride 2 pads only bottom and right
+    by one (`(0, 1)`), so that 256 -> 128 -> 64 exactly.
+    """
+    if strides == 2:
+        return ((0, 1), (0, 1))
+    p = kernel_size // 2
+    return ((p, p), (p, p))
+
+
+@keras.saving.register_keras_serializable(package="uegan_tf")
+class ConvNormLReLU(keras.layers.Layer):
+    """Reflect pad -> conv (no bias) -> layer norm -> LeakyReLU(0.2).
+
+    The generator's basic block (`Conv2DNormLReLU` in the reference). With
+    `depthwise=True` the convolution is a 3x3 depthwise conv **with** bias
+    (the only convolutions with a bias in the reference generator). With
+    `activation=False` the LeakyReLU is skipped (IRB linear bottleneck).
+
+    Input `[B, H, W, C_in]`, output `[B, H', W', filters]` with
+    `H' = H` for stride 1 and `H' = ceil(H / 2)` for stride 2.
+
+    Args:
+        filters: output channels (ignored for depthwise, which keeps C_in).
+        kernel_size: 1, 3 or 7.
+        strides: 1 or 2.
+        depthwise: use a depthwise convolution with bias.
+        activation: apply LeakyReLU(0.2) after the norm.
+        norm_epsilon: layer-norm variance epsilon (1e-12 in the reference,
+            1e-5 for weights from the PyTorch port).
+        zero_input_channels: zero-initialise the kernel slice that reads the
+            last `n` input channels. The UE generator uses it for the U-Net
+            skip channels so that at initialisation it computes the same
+            function as the plain AnimeGANv2 generator.
+        **kwargs: base `keras.layers.Layer` arguments.
+    """
+
+    def __init__(
+        self,
+        filters,
+        kernel_size=3,
+        strides=1,
+        depthwise=False,
+        activation=True,
+        norm_epsilon=REFERENCE_LN_EPSILON,
+        zero_input_channels=0,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        self.filters = filters
+        self.kernel_size = kernel_size
+        self.strides = strides
+        self.depthwise = depthwise
+        self.activation = activation
+        self.norm_epsilon = norm_epsilon
+        self.zero_input_channels = zero_input_channels
+        self.padding = same_padding(kernel_size, strides)
+        if depthwise:
+            self.conv = keras.layers.DepthwiseConv2D(
+                kernel_size,
+                strides=strides,
+                padding="valid",
+                use_bias=True,
+                depthwise_initializer=he_normal(),
+                name="depthwise",
+            )
+        else:
+            self.conv = keras.layers.Conv2D(
+                filters,
+                kernel_size,
+                strides=strides,
+                padding="valid",
+                use_bias=False,
+                kernel_initializer=he_normal(),
+                name="conv",
+            )
+        self.norm = keras.layers.GroupNormalization(
+            groups=1, epsilon=norm_epsilon, name="norm"
+        )
+
+    def build(self, input_shape):
+        channels = input_shape[-1]
+        (t, b), (l, r) = self.padding
+        h = None if input_shape[1] is None else input_shape[1] + t + b
+        w = None if input_shape[2] is None else input_shape[2] + l + r
+        self.conv.build((input_shape[0], h, w, channels))
+        out_channels = channels if self.depthwise else self.filters
+        self.norm.build((input_shape[0], None, None, out_channels))
+        if self.zero_input_channels:
+            kernel = self.conv.kernel
+            n = self.zero_input_channels
+            mask = tf.concat(
+                [tf.ones([channels - n]), tf.zeros([n])], axis=0
+            )[None, None, :, None]
+            kernel.assign(kernel * mask)
+
+    def call(self, x):
+        (t, b), (l, r) = self.padding
+        if t or b or l or r:
+            x = tf.pad(x, [[0, 0], [t, b], [l, r], [0, 0]], mode="REFLECT")
+        x = self.norm(self.conv(x))
+        if self.activation:
+            x = tf.nn.leaky_relu(x, alpha=0.2)
+        return x
+
+    def compute_output_shape(self, input_shape):
+        channels = input_shape[-1] if self.depthwise else self.filters
+
+        def out(n):
+            if n is None:
+                return None
+            return n if self.strides == 1 else (n - 1) // 2 + 1
+
+        return (input_shape[0], out(input_shape[1]), out(input_shape[2]),
+                channels)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            filters=self.filters,
+            kernel_size=self.kernel_size,
+            strides=self.strides,
+            depthwise=self.depthwise,
+            activation=self.activation,
+            norm_epsilon=self.norm_epsilon,
+            zero_input_channels=self.zero_input_channels,
+        )
+        return config
+
+
+@keras.saving.register_keras_serializable(package="uegan_tf")
+class InvertedResBlock(keras.layers.Layer):
+    """MobileNetV2 inverted residual block of AnimeGANv2 (stride 1).
+
+    1x1 conv to `round(expansion * in_channels)` + LN + LReLU, 3x3 depthwise
+    conv (+bias) + LN + LReLU, 1x1 conv to `out_channels` + LN (linear
+    bottleneck), plus the input when `in_channels == out_channels`.
+
+    Input `[B, H, W, in_channels]`, output `[B, H, W, out_channels]`.
+
+    Args:
+        in_channels: input channels.
+        out_channels: output channels.
+        expansion: bottleneck expansion ratio (2 in AnimeGANv2).
+        norm_epsilon: layer-norm epsilon.
+        **kwargs: base `keras.layers.Layer` arguments.
+    """
+
+    def __init__(
+        self,
+        in_channels,
+        out_channels,
+        expansion=2,
+        norm_epsilon=REFERENCE_LN_EPSILON,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        self.in_channels = in_channels
+        self.out_channels = out_channels
+        self.expansion = expansion
+        self.norm_epsilon = norm_epsilon
+        bottleneck = int(round(expansion * in_channels))
+        self.expand = ConvNormLReLU(
+            bottleneck, 1, norm_epsilon=norm_epsilon, name="expand"
+        )
+        self.depthwise = ConvNormLReLU(
+            bottleneck, 3, depthwise=True, norm_epsilon=norm_epsilon,
+            name="depthwise",
+        )
+        self.project = ConvNormLReLU(
+            out_channels, 1, activation=False, norm_epsilon=norm_epsilon,
+            name="project",
+        )
+
+    def build(self, input_shape):
+        bottleneck = int(round(self.expansion * self.in_channels))
+        self.expand.build(input_shape)
+        inner = (input_shape[0], input_shape[1], input_shape[2], bottleneck)
+        self.depthwise.build(inner)
+        self.project.build(inner)
+
+    def call(self, x):
+        y = self.project(self.depthwise(self.expand(x)))
+        if self.in_channels == self.out_channels:
+            y = x + y
+        return y
+
+    def compute_output_shape(self, input_shape):
+        return (*input_shape[:3], self.out_channels)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            in_channels=self.in_channels,
+            out_channels=self.out_channels,
+            expansion=self.expansion,
+            norm_epsilon=self.norm_epsilon,
+        )
+        return config
+
+
+def resize_bilinear(x, size, mode="tf1"):
+    """Bilinear resize of `x` `[B, h, w, C]` to `size` `(H, W)` (a tensor).
+
+    Modes:
+        "tf1": TF1's `tf.image.resize_images` (legacy: `align_corners=False`,
+            `half_pixel_centers=False`), which the official AnimeGANv2 graph
+            and its checkpoints use;
+        "align_corners": PyTorch `F.interpolate(..., align_corners=True)`, the
+            default of the `bryandlee/animegan2-pytorch` `forward`;
+        "half_pixel": TF2 `tf.image.resize` and PyTorch
+            `align_corners=False` with `scale_factor=2`.
+    """
+    if mode not in UPSAMPLE_MODES:
+        raise ValueError(
+            f"upsample mode must be one of {UPSAMPLE_MODES}, got {mode!r}"
+        )
+    dtype = x.dtype
+    y = tf.raw_ops.ResizeBilinear(
+        images=x,
+        size=size,
+        align_corners=(mode == "align_corners"),
+        half_pixel_centers=(mode == "half_pixel"),
+    )
+    return tf.cast(y, dtype)
+
+
+@keras.saving.register_keras_serializable(package="uegan_tf")
+class SpectralConv2D(keras.layers.Layer):
+    """Zero-padded 3x3 convolution with optional spectral normalisation.
+
+    The discriminator's conv (`tools/ops.py: conv` with `sn=True`): no bias,
+    weights ~ N(0, 0.02), zero padding 1 on every side for stride 1 and on top
+    and left only for stride 2. Spectral norm follows the reference exactly:
+    the kernel variable keeps W, the forward pass uses W / sigma(W) with sigma
+    from one power iteration on a persistent, non-trainable `u`, gradients
+    flow through sigma (u and v are constants), and `u` is updated only when
+    `training=True`.
+
+    Keras' `keras.layers.SpectralNormalization` is not used: it overwrites
+    the kernel variable with W / sigma in place at every training call,
+    which is a different optimisation problem from the reference.
+
+    Input `[B, H, W, C_in]`, output `[B, H', W', filters]`.
+
+    Args:
+        filters: output channels.
+        kernel_size: kernel size (3 in the reference discriminator).
+        strides: 1 or 2.
+        spectral_norm: apply spectral normalisation.
+        **kwargs: base `keras.layers.Layer` arguments.
+    """
+
+    def __init__(
+        self, filters, kernel_size=3, strides=1, spectral_norm=True, **kwargs
+    ):
+        super().__init__(**kwargs)
+        self.filters = filters
+        self.kernel_size = kernel_size
+        self.strides = strides
+        self.spectral_norm = spectral_norm
+
+    def build(self, input_shape):
+        k = self.kernel_size
+        self.kernel = self.add_weight(
+            name="kernel",
+            shape=(k, k, input_shape[-1], self.filters),
+            initializer=keras.initializers.RandomNormal(stddev=0.02),
+        )
+        if self.spectral_norm:
+            # Identical on every replica (same W, same u), so the mean
+            # aggregation of a replica-context assign is exact.
+            self.u = self.add_weight(
+                name="u",
+                shape=(1, self.filters),
+                initializer=keras.initializers.RandomNormal(stddev=1.0),
+                trainable=False,
+                aggregation="mean",
+            )
+
+    def _padding(self):
+        """(before, after) zero padding, the same on H and W.
+
+        The reference pads `p = 1`; for stride 2 (kernel - stride odd) it
+        puts `p` before and `kernel - stride - p` after: (1, 0) for 3x3.
+        """
+        if self.strides == 1:
+            p = self.kernel_size // 2
+            return p, p
+        return 1, max(self.kernel_size - self.strides - 1, 0)
+
+    def normalized_kernel(self, training=False):
+        """W / sigma(W) and, when training, the power-iteration update of u."""
+        kernel = tf.convert_to_tensor(self.kernel)
+        if not self.spectral_norm:
+            return kernel
+        w = tf.reshape(kernel, [-1, self.filters])  # [k*k*C_in, F]
+        u = tf.convert_to_tensor(self.u)  # [1, F]
+        v = tf.math.l2_normalize(tf.matmul(u, w, transpose_b=True))
+        u = tf.math.l2_normalize(tf.matmul(v, w))
+        u = tf.stop_gradient(u)
+        v = tf.stop_gradient(v)
+        sigma = tf.matmul(tf.matmul(v, w), u, transpose_b=True)  # [1, 1]
+        if training:
+            self.u.assign(u)
+        return kernel / sigma
+
+    def call(self, x, training=False):
+        kernel = tf.cast(self.normalized_kernel(training), x.dtype)
+        before, after = self._padding()
+        x = tf.pad(x, [[0, 0], [before, after], [before, after], [0, 0]])
+        return tf.nn.conv2d(x, kernel, self.strides, "VALID")
+
+    def compute_output_shape(self, input_shape):
+        before, after = self._padding()
+
+        def out(n):
+            if n is None:
+                return None
+            return (n + before + after - self.kernel_size) // self.strides + 1
+
+        return (input_shape[0], out(input_shape[1]), out(input_shape[2]),
+                self.filters)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            filters=self.filters,
+            kernel_size=self.kernel_size,
+            strides=self.strides,
+            spectral_norm=self.spectral_norm,
+        )
+        return config
