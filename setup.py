@@ -39,6 +39,8 @@ setup(
         "opencv-python-headless",
         "pillow",
         "tqdm",
+        # tf.summary writes need it; TF 2.21 no longer pulls it in.
+        "tensorboard",
         # A static ffmpeg binary from PyPI, for video input and audio copy.
         "imageio-ffmpeg",
     ],

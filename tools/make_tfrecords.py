@@ -1,0 +1,46 @@
+"""Prepare training data: folders of images -> sharded TFRecords + manifest.
+
+    python tools/make_tfrecords.py --photo_dir=dataset/train_photo \
+        --style_dir=dataset/Hayao/style [--smooth_dir=dataset/Hayao/smooth] \
+        --out_dir=data/hayao [--size=256] [--shards=N]
+
+Photos can also come from TensorFlow Datasets (`--photo_source=tfds:NAME`,
+local data dir only unless --tfds_download) or an ImageFolder tree
+(`--photo_source=imagefolder:ROOT[:SPLIT]`). Bad files are skipped with a
+warning and listed in `manifest.json`. See `uegan_tf/data/prepare.py`.
+"""
+
+import sys
+
+import _bootstrap  # noqa: F401
+from absl import app
+
+from uegan_tf import flags as uflags
+
+
+def main(argv):
+    del argv
+    from uegan_tf.data.prepare import DataPreparationError
+    from uegan_tf.data.prepare import prepare_dataset
+
+    try:
+        cfg = uflags.prepare_config_from_flags()
+        manifest = prepare_dataset(
+            cfg, log=lambda msg: print(f"warning: {msg}", file=sys.stderr)
+        )
+    except (DataPreparationError, ValueError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(
+        f"wrote {manifest['photo']['count']} photos "
+        f"({len(manifest['photo']['shards'])} shards) and "
+        f"{manifest['style']['count']} style images "
+        f"({len(manifest['style']['shards'])} shards) to {cfg.out_dir}; "
+        f"skipped {len(manifest['skipped'])} files (see manifest.json)"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    uflags.define_prepare_flags()
+    app.run(lambda argv: sys.exit(main(argv)))

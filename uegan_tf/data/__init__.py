@@ -1,0 +1,1 @@
+"""Data: TFRecord schema, dataset preparation and the training pipeline."""

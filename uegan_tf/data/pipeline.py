@@ -1,0 +1,229 @@
+"""The tf.data training pipeline over prepared TFRecords.
+
+Yields batches `{"photo", "anime", "anime_gray", "anime_smooth_gray"}`, each
+`[B, S, S, 3]` float32 in [-1, 1], with photos and style images drawn
+independently (as the reference's separate loaders do). Grayscale images are
+BT.601 luma replicated to 3 channels (OpenCV `IMREAD_GRAYSCALE`).
+"""
+
+import pathlib
+
+import tensorflow as tf
+
+from uegan_tf.data import schema
+from uegan_tf.image_io import find_images
+from uegan_tf.image_io import load_rgb
+
+AUTOTUNE = tf.data.AUTOTUNE
+
+
+def list_shards(records_dir, kind):
+    """Sorted shard paths of one kind.
+
+    Raises:
+        FileNotFoundError: no shards (with a hint to run make_tfrecords).
+    """
+    files = sorted(
+        str(p) for p in pathlib.Path(records_dir).glob(schema.shard_pattern(kind))
+    )
+    if not files:
+        raise FileNotFoundError(
+            f"no {kind} shards ({schema.shard_pattern(kind)}) in "
+            f"{records_dir}: run tools/make_tfrecords.py first"
+        )
+    return files
+
+
+def to_unit_range(images):
+    """uint8 [0, 255] -> float32 [-1, 1] (x / 127.5 - 1, as the reference)."""
+    return tf.cast(images, tf.float32) / 127.5 - 1.0
+
+
+def from_unit_range(images):
+    """float [-1, 1] -> uint8 [0, 255], rounded and clipped."""
+    x = (tf.cast(images, tf.float32) + 1.0) * 127.5
+    return tf.cast(tf.clip_by_value(tf.round(x), 0.0, 255.0), tf.uint8)
+
+
+def gray3(images):
+    """BT.601 grayscale replicated to 3 channels (any float range)."""
+    return tf.image.grayscale_to_rgb(tf.image.rgb_to_grayscale(images))
+
+
+def _resize_for_crop(images, crop_size, short_side):
+    """Resize `[N, H, W, 3]` uint8 so the short side is `short_side`.
+
+    With `short_side == 0` the stored size is kept unless it is smaller than
+    the crop. Returns float32 (bilinear with antialiasing).
+    """
+    shape = tf.shape(images)
+    h = tf.cast(shape[1], tf.float32)
+    w = tf.cast(shape[2], tf.float32)
+    short = tf.minimum(h, w)
+    target = tf.cast(short_side, tf.float32) if short_side else tf.maximum(
+        short, float(crop_size)
+    )
+    scale = target / short
+    size = tf.cast(tf.math.ceil(tf.stack([h, w]) * scale - 1e-3), tf.int32)
+    size = tf.maximum(size, crop_size)
+    images = tf.cast(images, tf.float32)
+    return tf.cond(
+        tf.reduce_all(tf.equal(size, shape[1:3])),
+        lambda: images,
+        lambda: tf.image.resize(images, size, antialias=True),
+    )
+
+
+def augment(images, crop_size, seed, short_side=0, flip=True):
+    """Resize, random-crop and randomly flip a stack of aligned images.
+
+    Stateless random ops keyed by `seed`, so that the pipeline's iterator
+    can be checkpointed (stateful random ops cannot be serialized) and a
+    resumed run continues the same sequence.
+
+    Args:
+        images: `[N, H, W, 3]` uint8, cropped and flipped together (a style
+            image and its smoothed copy stay aligned).
+        crop_size: output side S.
+        seed: `[2]` int seed of the stateless random ops.
+        short_side: resize the short side to this first (0: keep).
+        flip: random horizontal flip.
+
+    Returns:
+        `[N, S, S, 3]` float32 in [-1, 1].
+    """
+    x = _resize_for_crop(images, crop_size, short_side)
+    n = tf.shape(x)[0]
+    crop_seed, flip_seed = tf.unstack(
+        tf.random.experimental.stateless_split(seed, 2)
+    )
+    x = tf.image.stateless_random_crop(
+        x, tf.stack([n, crop_size, crop_size, 3]), seed=crop_seed
+    )
+    if flip:
+        x = tf.cond(
+            tf.random.stateless_uniform([], seed=flip_seed) < 0.5,
+            lambda: tf.reverse(x, axis=[2]),
+            lambda: x,
+        )
+    x = tf.clip_by_value(tf.round(x), 0.0, 255.0)
+    return x / 127.5 - 1.0
+
+
+def _records(files, input_context, seed):
+    ds = tf.data.Dataset.from_tensor_slices(files)
+    if input_context and input_context.num_input_pipelines > 1:
+        # One pipeline per worker host; each reads a disjoint set of shards.
+        ds = ds.shard(input_context.num_input_pipelines,
+                      input_context.input_pipeline_id)
+    ds = ds.shuffle(len(files), seed=seed)
+    return ds.interleave(
+        tf.data.TFRecordDataset,
+        cycle_length=min(4, len(files)),
+        num_parallel_calls=AUTOTUNE,
+        deterministic=seed is not None,
+    )
+
+
+def _stream(files, kind, batch_size, cfg, input_context, seed):
+    """Shuffled, repeated, augmented, batched stream of one record kind."""
+    ds = _records(files, input_context, seed)
+    # Shuffle serialized records (small) before repeat: every epoch sees
+    # each image once, and an iterator checkpoint stays a few MB.
+    ds = ds.shuffle(cfg.shuffle_buffer, seed=seed,
+                    reshuffle_each_iteration=True).repeat()
+    # A [2] seed per element for the stateless crop/flip.
+    seeds = tf.data.Dataset.random(seed=seed).batch(2)
+    ds = tf.data.Dataset.zip(ds, seeds)
+
+    def parse(serialized, element_seed):
+        ex = schema.parse_example(serialized, kind)
+        if kind == schema.PHOTO:
+            return augment(ex["image"][None], cfg.crop_size, element_seed,
+                           cfg.short_side, cfg.flip)[0]
+        both = tf.stack([ex["image"], ex["smooth"]])  # same crop and flip
+        both = augment(both, cfg.crop_size, element_seed, cfg.short_side,
+                       cfg.flip)
+        return {
+            "anime": both[0],
+            "anime_gray": gray3(both[0]),
+            "anime_smooth_gray": gray3(both[1]),
+        }
+
+    ds = ds.map(parse, num_parallel_calls=AUTOTUNE,
+                deterministic=seed is not None)
+    # Fixed batch shapes for the step function (and for XLA).
+    return ds.batch(batch_size, drop_remainder=True)
+
+
+def build_train_dataset(cfg, global_batch_size, input_context=None, seed=None):
+    """Training batches from `cfg.records_dir`.
+
+    Usable directly or as the `dataset_fn` of
+    `strategy.distribute_datasets_from_function` (pass the input context:
+    the batch is then the per-replica batch and shards are split between
+    worker hosts).
+
+    Args:
+        cfg: a `uegan_tf.config.DataConfig` (records_dir, crop_size,
+            short_side, flip, shuffle_buffer).
+        global_batch_size: batch size over all replicas.
+        input_context: `tf.distribute.InputContext` or None.
+        seed: makes the pipeline deterministic (tests); None for speed.
+
+    Returns:
+        A `tf.data.Dataset` of dicts with "photo", "anime", "anime_gray",
+        "anime_smooth_gray", each `[B, S, S, 3]` float32 in [-1, 1].
+    """
+    batch = global_batch_size
+    if input_context is not None:
+        batch = input_context.get_per_replica_batch_size(global_batch_size)
+    photos = _stream(list_shards(cfg.records_dir, schema.PHOTO), schema.PHOTO,
+                     batch, cfg, input_context, seed)
+    styles = _stream(list_shards(cfg.records_dir, schema.STYLE), schema.STYLE,
+                     batch, cfg, input_context,
+                     None if seed is None else seed + 1)
+    ds = tf.data.Dataset.zip(photos, styles).map(
+        lambda p, s: {"photo": p, **s}
+    )
+    return ds.prefetch(AUTOTUNE)
+
+
+def load_validation_images(source, size, max_images=8):
+    """A fixed batch of validation photos for sample grids.
+
+    Args:
+        source: a folder of images (any format `load_rgb` reads), or a
+            records folder (its first photo records are used).
+        size: each image is resized (short side) and centre-cropped to
+            `size` x `size`.
+        max_images: at most this many images.
+
+    Returns:
+        `[N, size, size, 3]` float32 in [-1, 1] (N >= 1).
+
+    Raises:
+        FileNotFoundError: no usable image in `source`.
+    """
+    source = pathlib.Path(source)
+    images = []
+    if any(source.glob(schema.shard_pattern(schema.PHOTO))):
+        ds = tf.data.TFRecordDataset(list_shards(source, schema.PHOTO))
+        for serialized in ds.take(max_images):
+            images.append(schema.parse_example(serialized, schema.PHOTO)["image"])
+    else:
+        for path in find_images(source):
+            try:
+                images.append(tf.constant(load_rgb(path, min_side=8)))
+            except Exception:  # a bad validation image is not fatal
+                continue
+            if len(images) >= max_images:
+                break
+    if not images:
+        raise FileNotFoundError(f"no validation images in {source}")
+    out = []
+    for img in images:
+        x = _resize_for_crop(img[None], size, size)[0]
+        x = tf.image.resize_with_crop_or_pad(x, size, size)
+        out.append(tf.clip_by_value(tf.round(x), 0, 255) / 127.5 - 1.0)
+    return tf.stack(out)

@@ -1,0 +1,76 @@
+"""Atomic file publication: nothing half-written under a final name."""
+
+import contextlib
+import os
+import pathlib
+import shutil
+import tempfile
+
+
+def _umask():
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def publish(tmp_path, final_path, directory=False):
+    """Give `tmp_path` normal permissions and rename it to `final_path`.
+
+    `tempfile` creates private (0600/0700) entries; published files get the
+    usual `0666 & ~umask` (folders `0777 & ~umask`). The rename is atomic
+    within a file system.
+    """
+    mode = (0o777 if directory else 0o666) & ~_umask()
+    os.chmod(tmp_path, mode)
+    os.replace(tmp_path, final_path)
+    return pathlib.Path(final_path)
+
+
+@contextlib.contextmanager
+def atomic_path(final_path):
+    """Yield a temporary path next to `final_path`; publish it on success.
+
+    On an exception the temporary file is deleted and `final_path` is left
+    as it was.
+    """
+    final_path = pathlib.Path(final_path)
+    final_path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(
+        prefix=f".{final_path.name}.", suffix=".part", dir=final_path.parent
+    )
+    os.close(fd)
+    try:
+        yield tmp
+        publish(tmp, final_path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+@contextlib.contextmanager
+def atomic_dir(final_dir):
+    """Yield a temporary folder next to `final_dir`; rename it on success.
+
+    Raises:
+        FileExistsError: `final_dir` already exists (never overwritten).
+    """
+    final_dir = pathlib.Path(final_dir)
+    if final_dir.exists():
+        raise FileExistsError(f"{final_dir} already exists")
+    final_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = tempfile.mkdtemp(prefix=f".{final_dir.name}.", suffix=".part",
+                           dir=final_dir.parent)
+    try:
+        yield tmp
+        publish(tmp, final_dir, directory=True)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def write_text_atomic(path, text):
+    """Write a text file atomically."""
+    with atomic_path(path) as tmp:
+        pathlib.Path(tmp).write_text(text, encoding="utf-8")
+    return pathlib.Path(path)

@@ -1,0 +1,202 @@
+"""Reading and writing images robustly (the one place that touches files).
+
+Every reader in the project (dataset preparation, stylize, the web app,
+evaluation) goes through `load_rgb`, so that every image mode, EXIF
+orientation and every kind of bad file is handled the same way: the result
+is always an 8-bit RGB `np.ndarray` `[H, W, 3]`, or an `ImageReadError`
+with a one-line reason.
+"""
+
+import io
+import pathlib
+import warnings
+
+import numpy as np
+from PIL import Image
+from PIL import ImageOps
+from PIL import UnidentifiedImageError
+
+from uegan_tf.fileutil import atomic_path
+
+IMAGE_EXTENSIONS = (
+    ".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif",
+)
+# Refuse images above this many pixels before decoding them (a 20000x15000
+# image needs 900 MB as RGB). PIL's own decompression-bomb limit is raised
+# to this value so that the message is ours.
+MAX_PIXELS = 300_000_000
+Image.MAX_IMAGE_PIXELS = MAX_PIXELS
+
+
+class ImageReadError(Exception):
+    """A file that cannot be used as an image; `str()` is a one-line reason."""
+
+    def __init__(self, path, reason):
+        super().__init__(f"{path}: {reason}")
+        self.path = str(path)
+        self.reason = reason
+
+
+def is_image_path(path):
+    """Whether the file name has a supported image extension."""
+    return pathlib.Path(path).suffix.lower() in IMAGE_EXTENSIONS
+
+
+def find_images(root, extensions=IMAGE_EXTENSIONS):
+    """Image files under `root` (recursively), sorted, hidden files skipped.
+
+    Raises:
+        FileNotFoundError: `root` does not exist or is not a folder.
+    """
+    root = pathlib.Path(root)
+    if not root.is_dir():
+        raise FileNotFoundError(f"not a folder: {root}")
+    found = []
+    for path in sorted(root.rglob("*")):
+        if any(part.startswith(".") for part in path.relative_to(root).parts):
+            continue
+        if path.is_file() and path.suffix.lower() in extensions:
+            found.append(path)
+    return found
+
+
+def _to_rgb8(img):
+    """Any PIL mode -> 8-bit RGB; alpha is composited onto white."""
+    if img.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
+        # 16-bit or 32-bit grayscale: scale the full range to 8 bits.
+        arr = np.asarray(img, dtype=np.float64)
+        top = 65535.0 if img.mode.startswith("I;16") or arr.max() > 255 else (
+            255.0
+        )
+        if img.mode == "F" and arr.max() <= 1.0:
+            top = 1.0
+        arr = np.clip(arr / top * 255.0 + 0.5, 0, 255).astype(np.uint8)
+        return np.stack([arr] * 3, axis=-1)
+    if img.mode == "P":
+        img = img.convert("RGBA")
+    if img.mode in ("RGBA", "LA", "PA", "RGBa", "La"):
+        img = img.convert("RGBA")
+        background = Image.new("RGBA", img.size, (255, 255, 255, 255))
+        img = Image.alpha_composite(background, img)
+    return np.asarray(img.convert("RGB"), dtype=np.uint8)
+
+
+def decode_rgb(data, name="<bytes>", min_side=1):
+    """Decode encoded image bytes to 8-bit RGB `[H, W, 3]` (see `load_rgb`)."""
+    if not data:
+        raise ImageReadError(name, "empty file (0 bytes)")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            img = Image.open(io.BytesIO(data))
+            width, height = img.size
+            if width * height > MAX_PIXELS:
+                raise ImageReadError(
+                    name,
+                    f"image too large ({width}x{height} > {MAX_PIXELS:,} "
+                    "pixels)",
+                )
+            img.load()
+            # Honour the camera's orientation tag (phones store rotated).
+            img = ImageOps.exif_transpose(img)
+            rgb = _to_rgb8(img)
+    except ImageReadError:
+        raise
+    except UnidentifiedImageError:
+        raise ImageReadError(name, "not an image (unrecognised format)")
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise ImageReadError(name, "image too large (decompression bomb)")
+    except (OSError, SyntaxError, ValueError) as e:
+        reason = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise ImageReadError(name, f"corrupt or truncated image ({reason})")
+    if min(rgb.shape[:2]) < min_side:
+        raise ImageReadError(
+            name,
+            f"image too small ({rgb.shape[1]}x{rgb.shape[0]}, "
+            f"need at least {min_side} px on the short side)",
+        )
+    return rgb
+
+
+def load_rgb(path, min_side=1):
+    """Read an image file as 8-bit RGB `[H, W, 3]`.
+
+    Handles grayscale, palette, RGBA/LA (composited onto white), 16-bit and
+    32-bit grayscale, 48-bit RGB, CMYK and EXIF-rotated images.
+
+    Args:
+        path: file path.
+        min_side: reject images whose short side is below this.
+
+    Returns:
+        `np.uint8` array `[H, W, 3]`.
+
+    Raises:
+        ImageReadError: missing, empty, non-image, corrupt, truncated, too
+            large or too small file, with a one-line reason.
+    """
+    path = pathlib.Path(path)
+    if not path.exists():
+        raise ImageReadError(path, "no such file")
+    if path.is_dir():
+        raise ImageReadError(path, "is a folder, not an image")
+    try:
+        data = path.read_bytes()
+    except OSError as e:
+        raise ImageReadError(path, f"cannot read ({e.strerror or e})")
+    return decode_rgb(data, str(path), min_side=min_side)
+
+
+def resize_short_side(rgb, short_side, max_long_side=None):
+    """Resize so that the short side is `short_side` (aspect kept, area/cubic).
+
+    Args:
+        rgb: `[H, W, 3]` uint8.
+        short_side: target short side in pixels.
+        max_long_side: optionally cap the long side too (panoramas).
+
+    Returns:
+        The resized uint8 array (the input itself when already that size).
+    """
+    import cv2
+
+    h, w = rgb.shape[:2]
+    scale = short_side / min(h, w)
+    if max_long_side:
+        scale = min(scale, max_long_side / max(h, w))
+    nh, nw = max(1, round(h * scale)), max(1, round(w * scale))
+    if (nh, nw) == (h, w):
+        return rgb
+    interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_CUBIC
+    return cv2.resize(rgb, (nw, nh), interpolation=interp)
+
+
+def save_rgb(path, rgb, quality=95):
+    """Write an 8-bit RGB array atomically (format from the extension).
+
+    The file is written to a temporary name in the same folder and renamed,
+    so an interrupted run never leaves a half-written image under the final
+    name.
+
+    Raises:
+        OSError: the folder cannot be created or written.
+    """
+    path = pathlib.Path(path)
+    fmt = {
+        ".jpg": "JPEG", ".jpeg": "JPEG", ".png": "PNG", ".webp": "WEBP",
+        ".bmp": "BMP", ".tif": "TIFF", ".tiff": "TIFF",
+    }.get(path.suffix.lower(), "PNG")
+    img = Image.fromarray(np.asarray(rgb, dtype=np.uint8), "RGB")
+    kwargs = {"quality": quality} if fmt in ("JPEG", "WEBP") else {}
+    with atomic_path(path) as tmp:
+        img.save(tmp, format=fmt, **kwargs)
+    return path
+
+
+def encode_jpeg(rgb, quality=95):
+    """uint8 RGB -> JPEG bytes (4:4:4 chroma, no subsampling artefacts)."""
+    buf = io.BytesIO()
+    Image.fromarray(rgb, "RGB").save(
+        buf, format="JPEG", quality=quality, subsampling=0
+    )
+    return buf.getvalue()

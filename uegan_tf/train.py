@@ -1,0 +1,69 @@
+"""Train UE-AnimeGANv2 (or plain AnimeGANv2 with --nounet --edge_weight=0).
+
+    python -m uegan_tf.train --flagfile=configs/paprika.flags \
+        --records_dir=data/paprika --workdir=runs/paprika
+
+Run from the repository root (nested flagfile paths are relative to it).
+The run resumes automatically from --workdir. This file only parses flags:
+the work is in `uegan_tf/trainer.py`.
+"""
+
+import sys
+
+from absl import app
+from absl import flags
+from absl import logging
+
+from uegan_tf import flags as uflags
+
+
+def main(argv):
+    if len(argv) > 1:
+        print(f"error: unexpected arguments {argv[1:]}", file=sys.stderr)
+        return 2
+    import tensorflow as tf
+
+    from uegan_tf import trainer as trainer_lib
+    from uegan_tf.fileutil import write_text_atomic
+
+    # TF's INFO lines (strategy devices, saver timings) drown the progress
+    # bar; warnings and errors still show.
+    logging.set_verbosity(logging.WARNING)
+    tf.get_logger().setLevel("WARNING")
+
+    try:
+        cfg = uflags.train_config_from_flags()
+    except ValueError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    if flags.FLAGS.dry_run:
+        print(trainer_lib.config_summary(cfg))
+        return 0
+    try:
+        trainer = trainer_lib.Trainer(cfg)
+    except (ValueError, FileNotFoundError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    # The replayable flags of this invocation (`--flagfile=WORKDIR/flags.txt`).
+    write_text_atomic(f"{cfg.workdir}/flags.txt",
+                      flags.FLAGS.flags_into_string())
+    try:
+        result = trainer.train()
+    except trainer_lib.TrainingInterrupted as e:
+        print(str(e), file=sys.stderr)
+        return 130
+    except trainer_lib.TrainingDivergedError as e:
+        print(f"error: training diverged: {e}", file=sys.stderr)
+        return 1
+    print(f"done: step {result['step']} ({result['phase']} phase); "
+          f"checkpoints in {cfg.workdir}/checkpoints")
+    return 0
+
+
+def run():
+    uflags.define_train_flags()
+    app.run(lambda argv: sys.exit(main(argv)))
+
+
+if __name__ == "__main__":
+    run()

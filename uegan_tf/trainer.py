@@ -1,0 +1,568 @@
+"""The UE-AnimeGANv2 trainer: a custom distributed loop.
+
+Per step, as the reference (`AnimeGANv2.py`, `training_rate = 1`): first the
+discriminator is updated on real colour anime, generated images, grayscale
+anime and grayscale edge-smoothed anime; then the generator is updated
+against the updated discriminator. Before that, an init phase trains the
+generator on the content loss alone (reconstruction), so that the GAN starts
+from a generator that already reproduces photos.
+
+Everything runs under a `tf.distribute` strategy: models and optimizers are
+built inside its scope, per-example losses are reduced once with
+`tf.nn.compute_average_loss(global_batch_size=...)` (Keras 3 optimizers sum
+gradients over replicas), and the per-replica step is a plain function run by
+`strategy.run` inside one `tf.function`.
+"""
+
+import dataclasses
+import json
+import math
+import os
+import pathlib
+import signal
+import time
+
+import keras
+import tensorflow as tf
+from tqdm import tqdm
+
+from uegan_tf import losses
+from uegan_tf import summaries
+from uegan_tf.config import TrainConfig
+from uegan_tf.data.pipeline import build_train_dataset
+from uegan_tf.data.pipeline import load_validation_images
+from uegan_tf.data.prepare import read_manifest
+from uegan_tf.fileutil import write_text_atomic
+from uegan_tf.models import build_discriminator
+from uegan_tf.models import build_generator
+from uegan_tf.models import build_vgg_features
+
+INIT, GAN = 0, 1
+PHASE_NAMES = {INIT: "init", GAN: "gan"}
+CONFIG_FILE = "config.json"
+CHECKPOINT_DIR = "checkpoints"
+
+
+class TrainingDivergedError(RuntimeError):
+    """A loss became NaN or Inf; the last good checkpoint is kept."""
+
+
+class TrainingInterrupted(Exception):
+    """SIGINT/SIGTERM during training (a checkpoint was saved)."""
+
+
+def make_strategy(kind="auto"):
+    """Build the distribution strategy named by `TrainConfig.strategy`.
+
+    "auto": `MultiWorkerMirroredStrategy` when `TF_CONFIG` lists more than
+    one worker, otherwise `MirroredStrategy` over all local GPUs (the CPU
+    when there are none).
+    """
+    if kind == "auto":
+        cluster = json.loads(os.environ.get("TF_CONFIG", "{}")).get(
+            "cluster", {}
+        )
+        workers = len(cluster.get("worker", [])) + len(cluster.get("chief", []))
+        kind = "multiworker" if workers > 1 else "mirrored"
+    if kind == "multiworker":
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    if kind == "mirrored":
+        gpus = tf.config.list_logical_devices("GPU")
+        if gpus:
+            return tf.distribute.MirroredStrategy()
+        return tf.distribute.MirroredStrategy(["/cpu:0"])
+    return tf.distribute.get_strategy()
+
+
+def derive_steps_per_epoch(cfg, manifest):
+    """Reference epoch length: floor(max(#photos, #styles) / batch), >= 1."""
+    if cfg.steps_per_epoch:
+        return cfg.steps_per_epoch
+    n = max(manifest["photo"]["count"], manifest["style"]["count"])
+    return max(1, n // cfg.batch_size)
+
+
+def _is_chief(strategy):
+    resolver = getattr(strategy, "cluster_resolver", None)
+    if resolver is None or not resolver.cluster_spec().as_dict():
+        return True
+    task_type, task_id = resolver.task_type, resolver.task_id
+    has_chief = "chief" in resolver.cluster_spec().as_dict()
+    return task_type == "chief" or (
+        not has_chief and task_type == "worker" and task_id == 0
+    )
+
+
+def load_workdir_config(workdir):
+    """The `TrainConfig` saved in a work directory (None if there is none)."""
+    path = pathlib.Path(workdir) / CONFIG_FILE
+    if not path.exists():
+        return None
+    return TrainConfig.from_dict(json.loads(path.read_text()))
+
+
+class Trainer:
+    """Builds everything for a `TrainConfig` and runs the training loop.
+
+    Args:
+        cfg: a validated `TrainConfig`.
+        strategy: a `tf.distribute.Strategy`; built from `cfg.strategy` when
+            None.
+        log: where one-line messages go.
+        progress: show a tqdm progress bar.
+    """
+
+    def __init__(self, cfg, strategy=None, log=print, progress=True):
+        self.cfg = cfg.validate()
+        self.log = log
+        self.progress = progress
+        self.workdir = pathlib.Path(cfg.workdir)
+        self._check_workdir()
+        self.strategy = strategy or make_strategy(cfg.strategy)
+        self.num_replicas = self.strategy.num_replicas_in_sync
+        if cfg.batch_size % self.num_replicas:
+            raise ValueError(
+                f"batch_size {cfg.batch_size} is not divisible by the "
+                f"{self.num_replicas} replicas"
+            )
+        self.manifest = read_manifest(cfg.data.records_dir)
+        self.steps_per_epoch = derive_steps_per_epoch(cfg, self.manifest)
+        self.init_steps = cfg.init_epochs * self.steps_per_epoch
+        self.total_steps = cfg.epochs * self.steps_per_epoch
+        keras.utils.set_random_seed(cfg.seed)
+        self._build()
+
+    # -- set-up ----------------------------------------------------------
+
+    def _check_workdir(self):
+        """Refuse to resume a work dir made for another architecture."""
+        saved = load_workdir_config(self.workdir)
+        if saved is None:
+            return
+        for name in ("unet", "upsample", "d_channels", "d_layers",
+                     "spectral_norm"):
+            old = getattr(saved.model, name)
+            new = getattr(self.cfg.model, name)
+            if old != new:
+                raise ValueError(
+                    f"{self.workdir} holds a run with {name}={old}; this "
+                    f"config has {name}={new}. Use another --workdir."
+                )
+
+    def _build(self):
+        cfg, m, o = self.cfg, self.cfg.model, self.cfg.optim
+        # Mixed precision: layers take the policy when they are created.
+        previous_policy = keras.mixed_precision.global_policy()
+        if cfg.mixed_precision:
+            keras.mixed_precision.set_global_policy("mixed_float16")
+        try:
+            with self.strategy.scope():
+                self.generator = build_generator(
+                    unet=m.unet, upsample=m.upsample
+                )
+                self.discriminator = build_discriminator(
+                    m.d_channels, m.d_layers, m.spectral_norm
+                )
+                weights = None if m.vgg_weights == "none" else m.vgg_weights
+                self.vgg = build_vgg_features(m.vgg_arch, weights)
+
+                def adam(lr):
+                    opt = keras.optimizers.Adam(
+                        lr, beta_1=o.beta_1, beta_2=o.beta_2
+                    )
+                    if cfg.mixed_precision:
+                        opt = keras.optimizers.LossScaleOptimizer(opt)
+                    return opt
+
+                self.init_opt = adam(o.init_lr)
+                self.g_opt = adam(o.g_lr)
+                self.d_opt = adam(o.d_lr)
+                # Keras 3 optimizers must create their slots inside the
+                # scope, before the first distributed step.
+                self.init_opt.build(self.generator.trainable_variables)
+                self.g_opt.build(self.generator.trainable_variables)
+                self.d_opt.build(self.discriminator.trainable_variables)
+                self.step = tf.Variable(0, dtype=tf.int64, trainable=False,
+                                        name="step")
+                self.phase = tf.Variable(INIT, dtype=tf.int64,
+                                         trainable=False, name="phase")
+        finally:
+            keras.mixed_precision.set_global_policy(previous_policy)
+
+        # Checkpoint: models, optimizers, counters and, where tf.distribute
+        # allows it, the data iterator (its shuffle buffers hold serialized
+        # records, a few MB).
+        self.checkpoint = tf.train.Checkpoint(
+            generator=self.generator,
+            discriminator=self.discriminator,
+            init_optimizer=self.init_opt,
+            g_optimizer=self.g_opt,
+            d_optimizer=self.d_opt,
+            step=self.step,
+            phase=self.phase,
+        )
+        self.iterator = None
+        self.iterator_in_checkpoint = self.num_replicas == 1 and not (
+            isinstance(self.strategy,
+                       tf.distribute.MultiWorkerMirroredStrategy)
+        )
+        if self.iterator_in_checkpoint:
+            # One replica: a plain tf.data iterator, which is trackable
+            # (distributed iterators are not), fed to strategy.run as is.
+            self.iterator = iter(
+                build_train_dataset(cfg.data, cfg.batch_size, None,
+                                    seed=cfg.seed)
+            )
+            self.checkpoint.data = self.iterator
+        ckpt_dir = self.workdir / CHECKPOINT_DIR
+        if not _is_chief(self.strategy):
+            # Non-chief workers must save too (collectives), elsewhere.
+            ckpt_dir = self.workdir / "tmp_worker_checkpoints"
+        self.manager = tf.train.CheckpointManager(
+            self.checkpoint, str(ckpt_dir), max_to_keep=cfg.keep_checkpoints,
+        )
+
+        jit = cfg.jit_compile
+        init_replica = tf.function(self._init_step, jit_compile=jit)
+        gan_replica = tf.function(self._gan_step, jit_compile=jit)
+        self.init_fn = self._distributed(init_replica)
+        self.gan_fn = self._distributed(gan_replica)
+
+    def _distributed(self, replica_fn):
+        strategy = self.strategy
+
+        @tf.function
+        def run(iterator):
+            batch = next(iterator)
+            per_replica = strategy.run(replica_fn, args=(batch,))
+            self.step.assign_add(1)
+            # Each replica returns its share of the global mean; the sum
+            # over replicas is the mean over the global batch.
+            return {
+                k: strategy.reduce(tf.distribute.ReduceOp.SUM, v, axis=None)
+                for k, v in per_replica.items()
+            }
+
+        return run
+
+    # -- per-replica steps (the algorithm) -------------------------------
+
+    def _average(self, per_example):
+        return tf.nn.compute_average_loss(
+            per_example, global_batch_size=self.cfg.batch_size
+        )
+
+    def _init_step(self, batch):
+        """Init phase: L = w_con * L1(VGG(p), VGG(G(p))) on G only."""
+        photo = batch["photo"]
+        w = self.cfg.loss
+        g = self.generator
+        photo_features = tf.stop_gradient(self.vgg(photo))
+        with tf.GradientTape() as tape:
+            fake = g(photo, training=True)
+            content = losses.content_loss(photo_features, self.vgg(fake))
+            loss = self._average(w.content * content)
+            scaled = self.init_opt.scale_loss(loss)
+        grads = tape.gradient(scaled, g.trainable_variables)
+        self.init_opt.apply(grads, g.trainable_variables)
+        return {
+            "loss/init/content": self._average(content),
+            "loss/init/total": loss,
+        }
+
+    def _gan_step(self, batch):
+        """One D update, then one G update against the updated D."""
+        photo = batch["photo"]  # p
+        anime = batch["anime"]  # a
+        anime_gray = batch["anime_gray"]  # gray(a)
+        smooth_gray = batch["anime_smooth_gray"]  # gray(s)
+        w = self.cfg.loss
+        g, d = self.generator, self.discriminator
+        avg = self._average
+
+        with tf.GradientTape() as g_tape:
+            fake = g(photo, training=True)  # G(p), reused by both updates
+
+            # 1. Discriminator: a -> 1; G(p), gray(a), gray(s) -> 0. One
+            #    pass over the four inputs (layer norm is per sample).
+            with g_tape.stop_recording():
+                with tf.GradientTape() as d_tape:
+                    logits = d(
+                        tf.concat(
+                            [anime, tf.stop_gradient(fake), anime_gray,
+                             smooth_gray],
+                            axis=0,
+                        ),
+                        training=True,
+                    )
+                    real_l, fake_l, gray_l, smooth_l = tf.split(logits, 4)
+                    d_terms = losses.lsgan_discriminator_loss(
+                        real_l, fake_l, gray_l, smooth_l,
+                        w.d_real, w.d_fake, w.d_gray, w.d_smooth,
+                    )
+                    d_loss = avg(w.d_adv * d_terms["total"])
+                    d_scaled = self.d_opt.scale_loss(d_loss)
+                d_grads = d_tape.gradient(d_scaled, d.trainable_variables)
+                self.d_opt.apply(d_grads, d.trainable_variables)
+                # Targets of the perceptual terms need no gradient.
+                photo_features = self.vgg(photo)
+                gray_features = self.vgg(anime_gray)
+
+            # 2. Generator against the updated discriminator.
+            fake_features = self.vgg(fake)
+            terms = {
+                "adv": losses.lsgan_generator_loss(d(fake, training=False)),
+                "content": losses.content_loss(photo_features, fake_features),
+                "style": losses.style_loss(gray_features, fake_features),
+                "color": losses.color_loss(photo, fake),
+                "tv": losses.total_variation_loss(fake),
+            }
+            if w.edge:
+                terms["edge"] = losses.edge_loss(fake, photo)
+            weights = {"adv": w.g_adv, "content": w.content, "style": w.style,
+                       "color": w.color, "tv": w.tv, "edge": w.edge}
+            g_per_example = tf.add_n(
+                [weights[k] * v for k, v in terms.items()]
+            )
+            g_loss = avg(g_per_example)
+            g_scaled = self.g_opt.scale_loss(g_loss)
+        g_grads = g_tape.gradient(g_scaled, g.trainable_variables)
+        self.g_opt.apply(g_grads, g.trainable_variables)
+
+        metrics = {f"loss/g/{k}": avg(v) for k, v in terms.items()}
+        metrics["loss/g/total"] = g_loss
+        for k in ("real", "fake", "gray", "smooth"):
+            metrics[f"loss/d/{k}"] = avg(d_terms[k])
+        metrics["loss/d/total"] = d_loss
+        metrics["d/logit_real"] = avg(losses._mean_per_example(real_l))
+        metrics["d/logit_fake"] = avg(losses._mean_per_example(fake_l))
+        return metrics
+
+    # -- loop --------------------------------------------------------------
+
+    def restore(self):
+        """Resume from the latest checkpoint in the work dir; returns step.
+
+        With several replicas the data iterator cannot be checkpointed: the
+        pipeline is then re-seeded with the step, so a resumed run draws a
+        fresh order instead of repeating the first batches.
+        """
+        latest = self.manager.latest_checkpoint
+        if latest:
+            self.checkpoint.restore(latest).assert_existing_objects_matched()
+            self.log(f"resumed from {latest} (step {int(self.step.numpy())})")
+        step = int(self.step.numpy())
+        if self.iterator is None:
+            cfg = self.cfg
+
+            def dataset_fn(input_context):
+                return build_train_dataset(cfg.data, cfg.batch_size,
+                                           input_context, seed=cfg.seed + step)
+
+            self.iterator = iter(
+                self.strategy.distribute_datasets_from_function(dataset_fn)
+            )
+        return step
+
+    def save(self):
+        step = int(self.step.numpy())
+        path = self.manager.save(checkpoint_number=step)
+        return path
+
+    def sample(self, step):
+        """Write a validation grid (TensorBoard + PNG under samples/)."""
+        if self._val_images is None:
+            return None
+        fake = self.generator(self._val_images, training=False)
+        return summaries.write_sample_grid(
+            self.writer,
+            self.workdir / "samples" / f"step_{step:07d}.png",
+            self._val_images, fake, step,
+        )
+
+    def _load_val_images(self):
+        d = self.cfg.data
+        if d.num_val_images == 0:
+            return None
+        try:
+            return load_validation_images(
+                d.val_dir or d.records_dir, d.val_size, d.num_val_images
+            )
+        except FileNotFoundError as e:
+            self.log(f"no sample grids: {e}")
+            return None
+
+    def _write_config(self):
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        payload = self.cfg.to_dict()
+        payload["derived"] = {
+            "steps_per_epoch": self.steps_per_epoch,
+            "init_steps": self.init_steps,
+            "total_steps": self.total_steps,
+            "replicas": self.num_replicas,
+        }
+        write_text_atomic(self.workdir / CONFIG_FILE,
+                          json.dumps(payload, indent=2, sort_keys=True))
+
+    def train(self):
+        """Run (or resume) training to `total_steps`.
+
+        Returns:
+            dict with the final "step", "phase" and last metrics.
+
+        Raises:
+            TrainingDivergedError: a loss became NaN/Inf (no checkpoint is
+                written after the bad step).
+            TrainingInterrupted: SIGINT/SIGTERM; a checkpoint was saved.
+        """
+        cfg = self.cfg
+        # ---- Set-up: resolved config, TensorBoard, resume ----------------
+        self._write_config()
+        self.writer = tf.summary.create_file_writer(
+            str(self.workdir / "tensorboard")
+        )
+        self._val_images = self._load_val_images()
+        step = self.restore()
+        metrics = {}
+        if step >= self.total_steps:
+            self.log(f"already trained: step {step} >= {self.total_steps}")
+            return {"step": step, "phase": PHASE_NAMES[int(self.phase.numpy())],
+                    "metrics": metrics}
+
+        # ---- Signals: save on SIGTERM (schedulers) and Ctrl-C -----------
+        stop = {"signal": None}
+
+        def on_signal(signum, frame):
+            stop["signal"] = signum
+
+        old_handlers = {}
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            try:
+                old_handlers[sig] = signal.signal(sig, on_signal)
+            except ValueError:  # not the main thread
+                pass
+
+        bar = tqdm(
+            total=self.total_steps, initial=step, disable=not self.progress,
+            dynamic_ncols=True, unit="step",
+        )
+        log_file = open(self.workdir / "metrics.jsonl", "a")
+        start = time.time()
+        try:
+            # ---- Train loop -------------------------------------------
+            while step < self.total_steps:
+                phase = INIT if step < self.init_steps else GAN
+                if phase == GAN and int(self.phase.numpy()) == INIT:
+                    self.log(f"init phase done at step {step}: adversarial "
+                             "training starts")
+                    self.sample(step)
+                self.phase.assign(phase)
+                fn = self.init_fn if phase == INIT else self.gan_fn
+                metrics = {k: float(v) for k, v in fn(self.iterator).items()}
+                step += 1
+
+                # NaN guard: stop before anything is saved from this step.
+                bad = [k for k, v in metrics.items() if not math.isfinite(v)]
+                if bad:
+                    raise TrainingDivergedError(
+                        f"{bad[0]} became {metrics[bad[0]]} at step {step} "
+                        f"({PHASE_NAMES[phase]} phase); the last good "
+                        f"checkpoint is {self.manager.latest_checkpoint}"
+                    )
+
+                bar.set_description(PHASE_NAMES[phase])
+                bar.set_postfix(_short(metrics), refresh=False)
+                bar.update(1)
+                if step % cfg.log_every == 0 or step == self.total_steps:
+                    summaries.write_scalars(self.writer, metrics, step)
+                    log_file.write(json.dumps({
+                        "step": step, "phase": PHASE_NAMES[phase],
+                        "time": round(time.time() - start, 2), **metrics,
+                    }) + "\n")
+                    log_file.flush()
+                if step % cfg.sample_every == 0:
+                    self.sample(step)
+                if step % cfg.checkpoint_every == 0:
+                    self.save()
+                if stop["signal"] is not None:
+                    path = self.save()
+                    raise TrainingInterrupted(
+                        f"stopped by signal {stop['signal']} at step {step}; "
+                        f"saved {path}. Run the same command to resume."
+                    )
+            # ---- End: final checkpoint and samples ---------------------
+            if step % cfg.checkpoint_every:
+                self.save()
+            if step % cfg.sample_every:
+                self.sample(step)
+        finally:
+            bar.close()
+            log_file.close()
+            self.writer.flush()
+            for sig, handler in old_handlers.items():
+                signal.signal(sig, handler)
+        return {"step": step, "phase": PHASE_NAMES[int(self.phase.numpy())],
+                "metrics": metrics}
+
+
+def _short(metrics):
+    """A few losses for the progress bar."""
+    keys = {
+        "loss/init/content": "con", "loss/g/total": "g",
+        "loss/d/total": "d", "loss/g/content": "con", "loss/g/adv": "adv",
+    }
+    return {v: f"{metrics[k]:.3g}" for k, v in keys.items() if k in metrics}
+
+
+def config_summary(cfg):
+    """A readable dump of a config (for --dry_run and logs)."""
+    return json.dumps(dataclasses.asdict(cfg), indent=2, sort_keys=True)
+
+
+def load_generator_from_workdir(workdir, step=None):
+    """Build the generator of a training work dir and restore its weights.
+
+    Args:
+        workdir: a folder with `config.json` and `checkpoints/`.
+        step: restore this step's checkpoint (default: the latest).
+
+    Returns:
+        `(generator, info)` with info {"step", "checkpoint", "config"}.
+
+    Raises:
+        FileNotFoundError: not a work dir, or no (such) checkpoint.
+    """
+    workdir = pathlib.Path(workdir)
+    cfg = load_workdir_config(workdir)
+    if cfg is None:
+        raise FileNotFoundError(f"{workdir} is not a training work dir "
+                                f"(no {CONFIG_FILE})")
+    ckpt_dir = workdir / CHECKPOINT_DIR
+    if step is None:
+        path = tf.train.latest_checkpoint(str(ckpt_dir))
+    else:
+        path = str(ckpt_dir / f"ckpt-{step}")
+        if not tf.io.gfile.exists(path + ".index"):
+            path = None
+    if path is None:
+        raise FileNotFoundError(
+            f"no checkpoint{'' if step is None else f' for step {step}'} in "
+            f"{ckpt_dir}"
+        )
+    generator = build_generator(unet=cfg.model.unet,
+                                upsample=cfg.model.upsample)
+    tf.train.Checkpoint(generator=generator).read(path).expect_partial()
+    reader = tf.train.load_checkpoint(path)
+    saved_step = int(reader.get_tensor("step/.ATTRIBUTES/VARIABLE_VALUE"))
+    return generator, {"step": saved_step, "checkpoint": path,
+                       "config": cfg}
+
+
+__all__ = [
+    "Trainer",
+    "TrainingDivergedError",
+    "TrainingInterrupted",
+    "derive_steps_per_epoch",
+    "load_generator_from_workdir",
+    "make_strategy",
+]
