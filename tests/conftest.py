@@ -54,6 +54,17 @@ def shared_path(*parts):
     return path
 
 
+@pytest.fixture(scope="session")
+def two_replicas():
+    """One 2-replica MirroredStrategy on the two logical CPUs, shared.
+
+    Shared by every test: separate MirroredStrategy objects in one process
+    reuse collective instance keys, and a second strategy's all-reduce can
+    then collide with the first one's.
+    """
+    return tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+
+
 @pytest.fixture
 def artifacts_dir():
     """A folder kept after the run for screenshots and sample outputs."""

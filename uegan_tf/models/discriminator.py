@@ -4,6 +4,7 @@ import keras
 import tensorflow as tf
 
 from uegan_tf.models.layers import REFERENCE_LN_EPSILON
+from uegan_tf.models.layers import LayerNorm
 from uegan_tf.models.layers import SpectralConv2D
 
 
@@ -50,24 +51,39 @@ class Discriminator(keras.Model):
             )
 
         def norm(name):
-            return keras.layers.GroupNormalization(
-                groups=1, epsilon=norm_epsilon, name=name
-            )
+            return LayerNorm(epsilon=norm_epsilon, name=name)
 
+        # Layers are attributes (named like the reference scopes), not
+        # lists: `tf.train.Checkpoint` does not follow Python lists of
+        # Keras 3 layers. `_plan` lists (conv, norm or None) attribute names
+        # in order; LeakyReLU follows every block.
         base = channels // 2
-        # Each entry: (conv, norm or None); LeakyReLU after all but the last.
-        self.blocks = [(conv(base, name="conv_0"), None)]
+        self._plan = []
+
+        def add(conv_name, filters, strides, norm_name=None):
+            setattr(self, conv_name, conv(filters, strides, name=conv_name))
+            if norm_name:
+                setattr(self, norm_name, norm(norm_name))
+            self._plan.append((conv_name, norm_name))
+
+        add("conv_0", base, 1)
         for i in range(1, n_layers):
-            self.blocks.append((conv(base * 2, 2, name=f"conv_s2_{i}"), None))
-            self.blocks.append(
-                (conv(base * 4, name=f"conv_s1_{i}"), norm(f"norm_{i}"))
-            )
+            add(f"conv_s2_{i}", base * 2, 2)
+            add(f"conv_s1_{i}", base * 4, 1, f"norm_{i}")
             base *= 2
-        self.blocks.append((conv(base * 2, name="last_conv"), norm("norm_last")))
+        add("last_conv", base * 2, 1, "norm_last")
         self.logit = SpectralConv2D(
             1, 3, 1, spectral_norm=spectral_norm, dtype="float32",
             name="D_logit",
         )
+
+    @property
+    def blocks(self):
+        """`[(conv layer, norm layer or None), ...]` before the logit conv."""
+        return [
+            (getattr(self, c), getattr(self, n) if n else None)
+            for c, n in self._plan
+        ]
 
     def build(self, input_shape):
         if not self.built:

@@ -38,6 +38,9 @@ class Generator(keras.Model):
     at zero, so a UE generator given a plain generator's weights computes
     the same function (see `copy_plain_weights`).
 
+    `call(x, norm_stats=NormStats(...))` collects or reuses the layer-norm
+    statistics (see `layers.NormStats`); tiled inference uses it.
+
     Contract: input `[B, H, W, 3]` float in [-1, 1], any H and W >= 4;
     output `[B, H, W, 3]` float32 in [-1, 1]. In the "tf1" and "half_pixel"
     upsample modes, sizes that are not multiples of 4 are reflect-padded
@@ -85,13 +88,17 @@ class Generator(keras.Model):
         self.b1 = cnl(128, name="B_1")
         # Bottleneck at H/4.
         self.c0 = cnl(128, name="C_0")
-        self.irbs = [
-            InvertedResBlock(
-                128 if i == 0 else 256, 256, 2, norm_epsilon=eps,
-                name=f"C_r{i + 1}",
-            )
-            for i in range(4)
-        ]
+        # Attributes, not a list: `tf.train.Checkpoint` does not follow
+        # Python lists of Keras 3 layers, so listed layers would be missing
+        # from generator-only checkpoints.
+        self.c_r1 = InvertedResBlock(128, 256, 2, norm_epsilon=eps,
+                                     name="C_r1")
+        self.c_r2 = InvertedResBlock(256, 256, 2, norm_epsilon=eps,
+                                     name="C_r2")
+        self.c_r3 = InvertedResBlock(256, 256, 2, norm_epsilon=eps,
+                                     name="C_r3")
+        self.c_r4 = InvertedResBlock(256, 256, 2, norm_epsilon=eps,
+                                     name="C_r4")
         self.c1 = cnl(128, name="C_1")
         # Decoder. With UE skips the first conv of D and E reads the skip
         # channels last in its input; those kernel slices start at zero.
@@ -106,6 +113,11 @@ class Generator(keras.Model):
             dtype="float32", name="out_layer",
         )
 
+    @property
+    def irbs(self):
+        """The four inverted residual blocks, in order."""
+        return (self.c_r1, self.c_r2, self.c_r3, self.c_r4)
+
     def build(self, input_shape):
         # Build every sublayer by tracing a tiny forward pass, so that the
         # weights exist (e.g. before `load_weights` or a weight import).
@@ -115,7 +127,7 @@ class Generator(keras.Model):
     def _pad_multiple(self):
         return 1 if self.upsample == "align_corners" else SIZE_MULTIPLE
 
-    def call(self, x, training=None):
+    def call(self, x, training=None, norm_stats=None):
         m = self._pad_multiple()
         h, w = x.shape[1], x.shape[2]
         static_ok = h is not None and w is not None and h % m == 0 and (
@@ -130,25 +142,28 @@ class Generator(keras.Model):
                 mode="REFLECT",
             )
 
-        e0 = self.a0(x)  # [B, H, W, 32]
-        e1 = self.a2(self.a1(e0))  # [B, H/2, W/2, 64]
-        y = self.b1(self.b0(e1))  # [B, H/4, W/4, 128]
-        y = self.c0(y)
+        def f(layer, t):  # every norm-carrying block takes norm_stats
+            return layer(t, norm_stats=norm_stats)
+
+        e0 = f(self.a0, x)  # [B, H, W, 32]
+        e1 = f(self.a2, f(self.a1, e0))  # [B, H/2, W/2, 64]
+        y = f(self.b1, f(self.b0, e1))  # [B, H/4, W/4, 128]
+        y = f(self.c0, y)
         for irb in self.irbs:
-            y = irb(y)  # [B, H/4, W/4, 256]
-        y = self.c1(y)  # [B, H/4, W/4, 128]
+            y = f(irb, y)  # [B, H/4, W/4, 256]
+        y = f(self.c1, y)  # [B, H/4, W/4, 128]
 
         # Resize to the encoder tap's size: exactly x2 once H, W are
         # multiples of 4, and the PyTorch port's stored sizes otherwise.
         y = resize_bilinear(y, tf.shape(e1)[1:3], self.upsample)
         if self.unet:
             y = tf.concat([y, tf.cast(e1, y.dtype)], axis=-1)  # 128 + 64
-        y = self.d1(self.d0(y))  # [B, H/2, W/2, 128]
+        y = f(self.d1, f(self.d0, y))  # [B, H/2, W/2, 128]
 
         y = resize_bilinear(y, tf.shape(e0)[1:3], self.upsample)
         if self.unet:
             y = tf.concat([y, tf.cast(e0, y.dtype)], axis=-1)  # 128 + 32
-        y = self.e2(self.e1(self.e0(y)))  # [B, H, W, 32]
+        y = f(self.e2, f(self.e1, f(self.e0, y)))  # [B, H, W, 32]
 
         y = tf.tanh(self.out_conv(y))  # [B, H, W, 3], float32
         if not static_ok:

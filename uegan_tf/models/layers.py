@@ -38,6 +38,71 @@ def same_padding(kernel_size, strides):
 
 
 @keras.saving.register_keras_serializable(package="uegan_tf")
+class LayerNorm(keras.layers.GroupNormalization):
+    """The reference layer norm: `GroupNormalization(groups=1)`.
+
+    Normalises each sample over (H, W, C) and applies a per-channel affine
+    (gamma, beta), as TF1's `tf.contrib.layers.layer_norm` (and PyTorch's
+    `GroupNorm(1, C)`). Default epsilon 1e-12 (the reference's).
+
+    It adds one thing to Keras' layer: `call(x, stats=(mean, variance))`
+    normalises with given statistics instead of the input's own. Tiled
+    inference uses it so that every tile of a large image is normalised with
+    the same (whole-image) statistics, which keeps tiles consistent.
+
+    Input and output `[B, H, W, C]`; statistics `[B or 1, 1, 1, 1]`.
+
+    Args:
+        epsilon: variance epsilon.
+        **kwargs: `keras.layers.GroupNormalization` arguments (groups is
+            always 1).
+    """
+
+    def __init__(self, epsilon=REFERENCE_LN_EPSILON, **kwargs):
+        kwargs.pop("groups", None)
+        super().__init__(groups=1, epsilon=epsilon, **kwargs)
+
+    def moments(self, x):
+        """Per-sample mean and variance over (H, W, C), float32."""
+        return tf.nn.moments(tf.cast(x, tf.float32), axes=[1, 2, 3],
+                             keepdims=True)
+
+    def call(self, inputs, stats=None):
+        if stats is None:
+            return super().call(inputs)
+        mean, variance = stats
+        x = tf.cast(inputs, tf.float32)
+        inv = tf.math.rsqrt(variance + self.epsilon) * tf.cast(
+            self.gamma, tf.float32
+        )
+        y = x * inv + (tf.cast(self.beta, tf.float32) - mean * inv)
+        return tf.cast(y, inputs.dtype)
+
+
+class NormStats:
+    """Collects or supplies layer-norm statistics during a forward pass.
+
+    `NormStats()` records each `LayerNorm`'s (mean, variance) in call order;
+    `NormStats(values)` makes each `LayerNorm` use the next recorded pair.
+    Pass it as `norm_stats=` to `Generator.call`.
+    """
+
+    def __init__(self, values=None):
+        self.collect = values is None
+        self.values = [] if values is None else list(values)
+        self._next = 0
+
+    def normalize(self, norm_layer, x):
+        if self.collect:
+            stats = norm_layer.moments(x)
+            self.values.append(stats)
+            return norm_layer(x, stats=stats)
+        stats = self.values[self._next]
+        self._next += 1
+        return norm_layer(x, stats=stats)
+
+
+@keras.saving.register_keras_serializable(package="uegan_tf")
 class ConvNormLReLU(keras.layers.Layer):
     """Reflect pad -> conv (no bias) -> layer norm -> LeakyReLU(0.2).
 
@@ -103,9 +168,7 @@ class ConvNormLReLU(keras.layers.Layer):
                 kernel_initializer=he_normal(),
                 name="conv",
             )
-        self.norm = keras.layers.GroupNormalization(
-            groups=1, epsilon=norm_epsilon, name="norm"
-        )
+        self.norm = LayerNorm(epsilon=norm_epsilon, name="norm")
 
     def build(self, input_shape):
         channels = input_shape[-1]
@@ -123,11 +186,14 @@ class ConvNormLReLU(keras.layers.Layer):
             )[None, None, :, None]
             kernel.assign(kernel * mask)
 
-    def call(self, x):
+    def call(self, x, norm_stats=None):
         (t, b), (l, r) = self.padding
         if t or b or l or r:
             x = tf.pad(x, [[0, 0], [t, b], [l, r], [0, 0]], mode="REFLECT")
-        x = self.norm(self.conv(x))
+        x = self.conv(x)
+        x = self.norm(x) if norm_stats is None else norm_stats.normalize(
+            self.norm, x
+        )
         if self.activation:
             x = tf.nn.leaky_relu(x, alpha=0.2)
         return x
@@ -208,8 +274,10 @@ class InvertedResBlock(keras.layers.Layer):
         self.depthwise.build(inner)
         self.project.build(inner)
 
-    def call(self, x):
-        y = self.project(self.depthwise(self.expand(x)))
+    def call(self, x, norm_stats=None):
+        y = self.expand(x, norm_stats=norm_stats)
+        y = self.depthwise(y, norm_stats=norm_stats)
+        y = self.project(y, norm_stats=norm_stats)
         if self.in_channels == self.out_channels:
             y = x + y
         return y

@@ -1,0 +1,410 @@
+"""Loading generators from any source and running them on images.
+
+The one inference code path of the project: the stylize command, the web
+app, evaluation and export all load models through `load_generator` and
+pre/post-process through `Stylizer`.
+"""
+
+import pathlib
+
+import cv2
+import keras
+import numpy as np
+import tensorflow as tf
+
+from uegan_tf import registry
+from uegan_tf.models.layers import NormStats
+
+# What `load_generator` accepts, for error messages.
+SOURCES_HELP = (
+    "a style name (see `uegan list-styles`), a .keras generator file, a "
+    "training work dir (config.json + checkpoints/), a SavedModel folder "
+    "or an official AnimeGANv2 TF1 checkpoint folder"
+)
+
+
+class ModelLoadError(Exception):
+    """A model source that cannot be loaded; `str()` is one line."""
+
+
+def _is_savedmodel(path):
+    return (path / "saved_model.pb").exists()
+
+
+def _is_tf1_checkpoint(path):
+    return path.is_dir() and any(path.glob("*.index")) and not (
+        path / "config.json"
+    ).exists()
+
+
+def resolve_source(source):
+    """Classify a model source.
+
+    Returns:
+        `(kind, path)` with kind in "keras", "workdir", "savedmodel",
+        "tf1_checkpoint"; a style name resolves to its `.keras` file.
+
+    Raises:
+        ModelLoadError: nothing usable at `source`.
+    """
+    if source is None:
+        source = registry.DEFAULT_STYLE
+    path = pathlib.Path(source).expanduser()
+    if path.is_file() and path.suffix == ".keras":
+        return "keras", path
+    if path.is_dir():
+        if (path / registry.GENERATOR_FILE).exists():
+            return "keras", path / registry.GENERATOR_FILE
+        if (path / "config.json").exists():
+            return "workdir", path
+        if _is_savedmodel(path):
+            return "savedmodel", path
+        # A versioned export base: <base>/<name>/<version>/saved_model.pb.
+        versions = sorted(
+            (p for p in path.iterdir() if p.is_dir() and p.name.isdigit()
+             and _is_savedmodel(p)),
+            key=lambda p: int(p.name),
+        )
+        if versions:
+            return "savedmodel", versions[-1]
+        if _is_tf1_checkpoint(path):
+            return "tf1_checkpoint", path
+        raise ModelLoadError(f"{path}: not a model folder; expected "
+                             f"{SOURCES_HELP}")
+    if path.exists():
+        raise ModelLoadError(f"{path}: unsupported model file; expected "
+                             f"{SOURCES_HELP}")
+    if "/" not in str(source) and "\\" not in str(source):
+        try:
+            style = registry.find_style(str(source))
+        except KeyError as e:
+            raise ModelLoadError(str(e.args[0]))
+        return "keras", pathlib.Path(style["path"])
+    raise ModelLoadError(f"{source}: no such file or folder")
+
+
+def load_generator(source=None, step=None):
+    """Load a Keras generator from a style name, file or folder.
+
+    Args:
+        source: style name, `.keras` file, training work dir, or official
+            TF1 checkpoint folder (None: the default style).
+        step: for a work dir, the checkpoint step (default: latest).
+
+    Returns:
+        `(generator, info)`: a `uegan_tf.models.Generator` and a dict with
+        "kind", "path" (and "step" for work dirs).
+
+    Raises:
+        ModelLoadError: missing, unreadable or non-Keras source (a SavedModel
+            cannot become a Keras model; use `load_backend` for it).
+    """
+    kind, path = resolve_source(source)
+    info = {"kind": kind, "path": str(path)}
+    try:
+        if kind == "keras":
+            # Registers the custom classes before deserialising.
+            from uegan_tf.models import Generator
+
+            model = keras.models.load_model(path, compile=False)
+            if not isinstance(model, Generator):
+                raise ModelLoadError(
+                    f"{path}: a Keras model but not a uegan_tf generator"
+                )
+            return model, info
+        if kind == "workdir":
+            from uegan_tf.trainer import load_generator_from_workdir
+
+            generator, details = load_generator_from_workdir(path, step)
+            info.update(step=details["step"], checkpoint=details["checkpoint"])
+            return generator, info
+        if kind == "tf1_checkpoint":
+            from uegan_tf.importers import load_official_checkpoint
+            from uegan_tf.models import build_generator
+
+            generator = build_generator(unet=False, upsample="tf1")
+            load_official_checkpoint(generator, str(path))
+            return generator, info
+    except ModelLoadError:
+        raise
+    except (OSError, ValueError) as e:
+        raise ModelLoadError(f"{path}: cannot load ({e})")
+    raise ModelLoadError(
+        f"{path}: a SavedModel; it can stylize (load_backend) but not be "
+        "re-exported as a Keras generator"
+    )
+
+
+# ---------------------------------------------------------------------------
+# Pre/post-processing shared by every backend and by the export signatures.
+
+
+def uint8_to_unit(images):
+    """uint8 RGB `[N, H, W, 3]` -> float32 in [-1, 1] (x / 127.5 - 1)."""
+    return tf.cast(images, tf.float32) / 127.5 - 1.0
+
+
+def unit_to_uint8(images):
+    """float in [-1, 1] -> uint8 (rounded, clipped)."""
+    x = (tf.cast(images, tf.float32) + 1.0) * 127.5
+    return tf.cast(tf.clip_by_value(tf.round(x), 0.0, 255.0), tf.uint8)
+
+
+def stylize_uint8(generator, images):
+    """The generator as a uint8 -> uint8 function (any H, W; in-graph).
+
+    The export signatures and the stylize command both use this function,
+    so they cannot disagree on pre/post-processing.
+    """
+    return unit_to_uint8(generator(uint8_to_unit(images), training=False))
+
+
+def match_brightness(output, photo):
+    """Scale `output` so its mean BT.601 luma equals the photo's.
+
+    The reference `test.py --if_adjust_brightness`
+    (`tools/adjust_brightness.py`): output * mean_luma(photo) /
+    mean_luma(output), clipped and truncated to uint8. A black output
+    (mean luma 0) is returned unchanged instead of dividing by zero
+    (AnimeGANv2 issue #69).
+
+    Args:
+        output, photo: uint8 `[H, W, 3]` of the same size.
+
+    Returns:
+        uint8 `[H, W, 3]`.
+    """
+    weights = np.array([0.299, 0.587, 0.114])
+    target = float((photo.astype(np.float64) @ weights).mean())
+    current = float((output.astype(np.float64) @ weights).mean())
+    if current <= 0:
+        return output
+    scaled = output.astype(np.float64) * (target / current)
+    return np.clip(scaled, 0, 255).astype(np.uint8)
+
+
+def tile_starts(length, tile, overlap):
+    """Start offsets of tiles of size `tile` covering `length` with overlap.
+
+    Consecutive tiles overlap by at least `overlap` pixels; the last tile
+    ends exactly at `length` (so every tile has the full size).
+    """
+    if length <= tile:
+        return [0]
+    step = tile - overlap
+    starts = list(range(0, length - tile, step))
+    starts.append(length - tile)
+    return starts
+
+
+def _ramp(tile_len, overlap, at_start, at_end):
+    """1-D blending weights of a tile along one axis.
+
+    Over an internal edge's overlap band the weight is 0 for the outer
+    quarter (those pixels saw reflect padding instead of the real
+    neighbours), then rises linearly to 1; a neighbour's band mirrors it, so
+    the weights of two overlapping tiles sum to 1. Image borders keep
+    weight 1.
+    """
+    w = np.ones(tile_len, np.float32)
+    if overlap > 0:
+        margin = overlap // 4
+        ramp = np.clip(
+            (np.arange(overlap, dtype=np.float32) - margin + 0.5)
+            / max(overlap - 2 * margin, 1), 0.0, 1.0,
+        )
+        if not at_start:
+            w[:overlap] = np.minimum(w[:overlap], ramp)
+        if not at_end:
+            w[-overlap:] = np.minimum(w[-overlap:], ramp[::-1])
+    return w
+
+
+class Stylizer:
+    """Runs a generator on uint8 RGB images of any size.
+
+    Backends: a Keras generator (from `load_generator`: style name, .keras
+    file, training work dir, official TF1 checkpoint) or a SavedModel
+    exported by `tools/export_tflite.py` (its uint8 `serving_default`).
+
+    Large images are processed in overlapping tiles with linear blending,
+    so memory stays bounded (a 4000x3000 photo runs in a few GB). With a
+    Keras backend every tile is normalised with the layer-norm statistics
+    of the whole image (computed once on a copy downscaled to `stats_side`),
+    so tiles agree with each other and with untiled inference.
+
+    Args:
+        source: model source (see `load_generator`); None: default style.
+        step: training step for a work dir.
+        tile: tile side; 0 disables tiling; None tiles automatically
+            when the image has more than `auto_tile_pixels` pixels.
+        overlap: overlap between tiles, in pixels.
+        auto_tile_pixels: the automatic tiling threshold.
+        tile_batch: tiles per generator call.
+        stats_side: long side of the copy used for whole-image
+            layer-norm statistics when tiling.
+        max_side: downscale inputs whose long side exceeds this (0: never).
+            The output then has the downscaled size.
+        brightness: match the output's mean luma to the input's.
+    """
+
+    def __init__(
+        self,
+        source=None,
+        step=None,
+        tile=None,
+        overlap=32,
+        auto_tile_pixels=1536 * 1536,
+        tile_batch=1,
+        stats_side=1024,
+        max_side=0,
+        brightness=False,
+    ):
+        self.tile = tile
+        self.overlap = overlap
+        self.auto_tile_pixels = auto_tile_pixels
+        self.tile_batch = max(1, tile_batch)
+        self.stats_side = stats_side
+        self.max_side = max_side
+        self.brightness = brightness
+        kind, path = resolve_source(source)
+        self.info = {"kind": kind, "path": str(path)}
+        self.generator = None
+        if kind == "savedmodel":
+            self._load_savedmodel(path)
+        else:
+            self.generator, self.info = load_generator(source, step)
+            self._build_keras_fns()
+
+    # -- backends ----------------------------------------------------------
+
+    def _build_keras_fns(self):
+        g = self.generator
+        spec = tf.TensorSpec([None, None, None, 3], tf.uint8)
+        self._run = tf.function(lambda x: stylize_uint8(g, x),
+                                input_signature=[spec])
+
+        @tf.function(input_signature=[spec])
+        def collect(x):
+            stats = NormStats()
+            g(uint8_to_unit(x), training=False, norm_stats=stats)
+            return [t for pair in stats.values for t in pair]
+
+        self._collect = collect
+        self._tiled_fn = None
+
+    def _load_savedmodel(self, path):
+        try:
+            loaded = tf.saved_model.load(str(path))
+        except (OSError, ValueError) as e:
+            raise ModelLoadError(f"{path}: cannot load SavedModel ({e})")
+        if "serving_default" not in loaded.signatures:
+            raise ModelLoadError(f"{path}: no serving_default signature")
+        fn = loaded.signatures["serving_default"]
+        out_key = next(iter(fn.structured_outputs))
+        in_key = next(iter(fn.structured_input_signature[1]))
+        self._loaded = loaded  # keep the resources alive
+        self._run = lambda x: fn(**{in_key: tf.convert_to_tensor(x)})[out_key]
+        self._collect = None
+
+    def _run_with_stats(self, tiles, stats):
+        if self._tiled_fn is None:
+            g = self.generator
+            n = len(stats)
+
+            @tf.function(
+                input_signature=[tf.TensorSpec([None, None, None, 3],
+                                               tf.uint8)]
+                + [tf.TensorSpec([1, 1, 1, 1], tf.float32)] * n
+            )
+            def tiled(x, *flat):
+                pairs = [(flat[i], flat[i + 1]) for i in range(0, n, 2)]
+                y = g(uint8_to_unit(x), training=False,
+                      norm_stats=NormStats(pairs))
+                return unit_to_uint8(y)
+
+            self._tiled_fn = tiled
+        return self._tiled_fn(tiles, *stats)
+
+    # -- images --------------------------------------------------------------
+
+    def prepare(self, rgb):
+        """Apply `max_side` downscaling; returns the array to stylize."""
+        if self.max_side and max(rgb.shape[:2]) > self.max_side:
+            scale = self.max_side / max(rgb.shape[:2])
+            size = (max(1, round(rgb.shape[1] * scale)),
+                    max(1, round(rgb.shape[0] * scale)))
+            rgb = cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)
+        return rgb
+
+    def wants_tiles(self, h, w):
+        if self.tile == 0:
+            return False
+        if self.tile:
+            return h > self.tile or w > self.tile
+        return h * w > self.auto_tile_pixels
+
+    def __call__(self, rgb):
+        """Stylize one uint8 RGB image `[H, W, 3]` (after `prepare`)."""
+        rgb = self.prepare(np.asarray(rgb, np.uint8))
+        h, w = rgb.shape[:2]
+        if min(h, w) < 4:
+            raise ValueError(f"image too small ({w}x{h}); need at least 4x4")
+        if self.wants_tiles(h, w):
+            out = self._tiled(rgb)
+        else:
+            out = self._run(rgb[None]).numpy()[0]
+        if self.brightness:
+            out = match_brightness(out, rgb)
+        return out
+
+    def stylize_batch(self, frames):
+        """Stylize equally sized frames `[N, H, W, 3]` in one call."""
+        frames = np.asarray(frames, np.uint8)
+        h, w = frames.shape[1:3]
+        if self.wants_tiles(h, w):
+            out = np.stack([self._tiled(f) for f in frames])
+        else:
+            out = self._run(frames).numpy()
+        if self.brightness:
+            out = np.stack([match_brightness(o, f)
+                            for o, f in zip(out, frames)])
+        return out
+
+    def _whole_image_stats(self, rgb):
+        h, w = rgb.shape[:2]
+        scale = min(1.0, self.stats_side / max(h, w))
+        small = rgb if scale == 1.0 else cv2.resize(
+            rgb, (max(4, round(w * scale)), max(4, round(h * scale))),
+            interpolation=cv2.INTER_AREA,
+        )
+        return self._collect(small[None])
+
+    def _tiled(self, rgb):
+        h, w = rgb.shape[:2]
+        tile = self.tile or 512
+        tile = max(16, tile - tile % 4)
+        overlap = min(self.overlap, tile // 2)
+        th, tw = min(tile, h), min(tile, w)
+        ys = tile_starts(h, th, overlap)
+        xs = tile_starts(w, tw, overlap)
+        stats = None
+        if self.generator is not None:
+            stats = self._whole_image_stats(rgb)
+        acc = np.zeros((h, w, 3), np.float32)
+        weight = np.zeros((h, w, 1), np.float32)
+        boxes = [(y, x) for y in ys for x in xs]
+        for i in range(0, len(boxes), self.tile_batch):
+            chunk = boxes[i:i + self.tile_batch]
+            tiles = np.stack([rgb[y:y + th, x:x + tw] for y, x in chunk])
+            if stats is not None:
+                out = self._run_with_stats(tiles, stats).numpy()
+            else:
+                out = self._run(tiles).numpy()
+            for (y, x), o in zip(chunk, out):
+                wy = _ramp(th, overlap, y == 0, y + th >= h)
+                wx = _ramp(tw, overlap, x == 0, x + tw >= w)
+                wt = (wy[:, None] * wx[None, :])[..., None]
+                acc[y:y + th, x:x + tw] += o.astype(np.float32) * wt
+                weight[y:y + th, x:x + tw] += wt
+        return np.clip(np.round(acc / weight), 0, 255).astype(np.uint8)

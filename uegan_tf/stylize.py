@@ -1,0 +1,348 @@
+"""Stylize images, folders, globs and videos.
+
+    uegan stylize photo.jpg holidays/ 'shots/*.png' clip.mp4 --out_dir=out \
+        [--style=painted | --model=PATH] [--tile=512 --overlap=32] \
+        [--max_side=2048] [--brightness] [--side_by_side] \
+        [--temporal_smoothing=0.5] [--skip_existing | --overwrite]
+    uegan stylize --examples --out_dir=out      # the bundled example photos
+    python -m uegan_tf.stylize ...               # the same command
+
+Every input is handled on its own: a bad file prints one line and the others
+are still processed; the exit code is 1 when anything failed, 2 for usage
+errors (no inputs, unloadable model, unwritable output folder).
+"""
+
+import dataclasses
+import glob
+import os
+import pathlib
+import sys
+import time
+
+from absl import app
+from absl import flags
+
+EXAMPLES_DIR = pathlib.Path(__file__).resolve().parent / "examples"
+
+
+@dataclasses.dataclass(frozen=True)
+class StylizeConfig:
+    """Settings of one stylize run (built from flags at the edge).
+
+    Attributes:
+        inputs: files, folders (recursive) and glob patterns.
+        out_dir: output folder (created).
+        model: a style name, .keras file, work dir, SavedModel or TF1
+            checkpoint; None uses the default style.
+        step: checkpoint step for a work dir.
+        tile, overlap: tiled inference (tile None: automatic above
+            ~2.4 MP; 0: never).
+        max_side: downscale inputs with a longer side first (0: never).
+        brightness: match the input's mean luma (reference test.py).
+        side_by_side: write input and output next to each other.
+        skip_existing: leave outputs that already exist.
+        overwrite: replace outputs that already exist.
+        batch: video frames per generator call.
+        temporal_smoothing: video flicker reduction strength (0: off).
+        image_format: "auto" (jpg stays jpg, others png), "png" or "jpg".
+    """
+
+    inputs: tuple = ()
+    out_dir: str = "stylized"
+    model: str | None = None
+    step: int | None = None
+    tile: int | None = None
+    overlap: int = 32
+    max_side: int = 0
+    brightness: bool = False
+    side_by_side: bool = False
+    skip_existing: bool = False
+    overwrite: bool = False
+    batch: int = 4
+    temporal_smoothing: float = 0.0
+    image_format: str = "auto"
+
+    def validate(self):
+        if not self.inputs:
+            raise ValueError("no inputs: give image/video files, folders or "
+                             "globs (or --examples)")
+        if self.skip_existing and self.overwrite:
+            raise ValueError("--skip_existing and --overwrite exclude each "
+                             "other")
+        if self.tile is not None and self.tile and self.tile < 64:
+            raise ValueError(f"--tile must be 0 or >= 64, got {self.tile}")
+        if self.overlap < 0 or (self.tile and self.overlap >= self.tile // 2):
+            raise ValueError("--overlap must be >= 0 and < tile / 2")
+        if not 0 <= self.temporal_smoothing < 1:
+            raise ValueError("--temporal_smoothing must be in [0, 1)")
+        if self.image_format not in ("auto", "png", "jpg"):
+            raise ValueError("--format must be auto, png or jpg")
+        if self.batch < 1 or self.max_side < 0:
+            raise ValueError("--batch must be >= 1 and --max_side >= 0")
+        return self
+
+
+@dataclasses.dataclass
+class Job:
+    """One input file and where its output goes."""
+
+    src: pathlib.Path
+    dst: pathlib.Path
+    video: bool
+
+
+def expand_inputs(inputs, out_dir, image_format="auto"):
+    """Turn files, folders and globs into jobs with output paths.
+
+    Folder contents keep their relative layout under `out_dir/<folder>`;
+    single files go to `out_dir/<name>`. Returns `(jobs, errors)` where
+    errors are one-line messages for inputs that match nothing.
+    """
+    from uegan_tf.image_io import IMAGE_EXTENSIONS
+    from uegan_tf.video import VIDEO_EXTENSIONS
+    from uegan_tf.video import is_video_path
+
+    out_dir = pathlib.Path(out_dir)
+    media = IMAGE_EXTENSIONS + VIDEO_EXTENSIONS
+    jobs, errors, seen = [], [], set()
+
+    def out_name(path):
+        if is_video_path(path):
+            return path.with_suffix(".mp4").name
+        ext = path.suffix.lower()
+        if image_format == "jpg" or (image_format == "auto"
+                                     and ext in (".jpg", ".jpeg")):
+            return path.with_suffix(".jpg").name
+        return path.with_suffix(".png").name
+
+    def add(src, dst):
+        key = src.resolve()
+        if key in seen:
+            return
+        seen.add(key)
+        jobs.append(Job(src, dst, is_video_path(src)))
+
+    for item in inputs:
+        path = pathlib.Path(item).expanduser()
+        if path.is_dir():
+            found = sorted(
+                p for p in path.rglob("*")
+                if p.is_file() and p.suffix.lower() in media
+                and not any(part.startswith(".")
+                            for part in p.relative_to(path).parts)
+            )
+            if not found:
+                errors.append(f"{path}: folder has no images or videos")
+            for p in found:
+                rel = p.relative_to(path).parent
+                add(p, out_dir / path.resolve().name / rel / out_name(p))
+        elif path.exists():
+            add(path, out_dir / out_name(path))
+        elif glob.has_magic(str(item)):
+            matches = sorted(pathlib.Path(m) for m in
+                             glob.glob(str(item), recursive=True))
+            matches = [m for m in matches if m.is_file()]
+            if not matches:
+                errors.append(f"{item}: no file matches this pattern")
+            for m in matches:
+                add(m, out_dir / out_name(m))
+        else:
+            errors.append(f"{item}: no such file or folder")
+    # Two inputs mapping to one output (same name in different places).
+    counts = {}
+    for job in jobs:
+        counts[job.dst] = counts.get(job.dst, 0) + 1
+    for job in jobs:
+        if counts[job.dst] > 1:
+            job.dst = job.dst.with_name(
+                f"{job.src.parent.name}_{job.dst.name}")
+    return jobs, errors
+
+
+def run(cfg, log=print, err=None, progress=True):
+    """Stylize every input of `cfg`; returns the number of failures.
+
+    Args:
+        cfg: a validated `StylizeConfig`.
+        log: where the summary and per-file results go.
+        err: where one-line errors go (default: stderr).
+        progress: show progress bars.
+
+    Raises:
+        ModelLoadError: the model cannot be loaded.
+        OSError: the output folder cannot be created or written.
+    """
+    import numpy as np
+    from tqdm import tqdm
+
+    from uegan_tf.image_io import ImageReadError
+    from uegan_tf.image_io import load_rgb
+    from uegan_tf.image_io import save_rgb
+    from uegan_tf.inference import Stylizer
+    from uegan_tf.video import VideoError
+    from uegan_tf.video import stylize_video
+
+    err = err or (lambda msg: print(msg, file=sys.stderr))
+    out_dir = pathlib.Path(cfg.out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    if not os.access(out_dir, os.W_OK):
+        raise OSError(f"output folder is not writable: {out_dir}")
+    jobs, errors = expand_inputs(cfg.inputs, out_dir, cfg.image_format)
+    for e in errors:
+        err(f"error: {e}")
+    failures = len(errors)
+    todo = []
+    for job in jobs:
+        if job.dst.exists() and not cfg.overwrite:
+            if cfg.skip_existing:
+                log(f"skip (exists): {job.dst}")
+                continue
+            err(f"error: {job.src}: output {job.dst} exists (use "
+                "--overwrite or --skip_existing)")
+            failures += 1
+            continue
+        todo.append(job)
+    if not todo:
+        return failures
+
+    stylizer = Stylizer(
+        cfg.model, step=cfg.step, tile=cfg.tile, overlap=cfg.overlap,
+        max_side=cfg.max_side, brightness=cfg.brightness,
+    )
+    images = [j for j in todo if not j.video]
+    videos = [j for j in todo if j.video]
+    bar = tqdm(images, unit="img", disable=not progress or not images,
+               dynamic_ncols=True, desc="images")
+    for job in bar:
+        try:
+            rgb = load_rgb(job.src, min_side=4)
+            rgb = stylizer.prepare(rgb)
+            out = stylizer(rgb)
+            if cfg.side_by_side:
+                out = np.concatenate([rgb, out], axis=1)
+            save_rgb(job.dst, out)
+            bar.write(f"{job.src} -> {job.dst}") if progress else log(
+                f"{job.src} -> {job.dst}")
+        except (ImageReadError, ValueError) as e:
+            err(f"error: {e}" if isinstance(e, ImageReadError)
+                else f"error: {job.src}: {e}")
+            failures += 1
+        except OSError as e:
+            err(f"error: {job.src}: cannot write {job.dst} ({e.strerror or e})")
+            failures += 1
+    for job in videos:
+        start = time.time()
+        frames_bar = tqdm(unit="frame", disable=not progress,
+                          dynamic_ncols=True, desc=job.src.name)
+
+        def report(done, bar=frames_bar):
+            bar.update(done - bar.n)
+
+        try:
+            info = stylize_video(
+                stylizer, job.src, job.dst, batch=cfg.batch,
+                temporal_smoothing=cfg.temporal_smoothing,
+                side_by_side=cfg.side_by_side, progress=report,
+            )
+            rate = info["frames"] / max(time.time() - start, 1e-6)
+            frames_bar.close()
+            log(f"{job.src} -> {job.dst} ({info['frames']} frames at "
+                f"{float(info['fps']):.3g} fps, "
+                f"{'with' if info['audio'] else 'no'} audio, "
+                f"{rate:.2f} frames/s)")
+        except VideoError as e:
+            frames_bar.close()
+            err(f"error: {e}")
+            failures += 1
+        except OSError as e:
+            frames_bar.close()
+            err(f"error: {job.src}: {e}")
+            failures += 1
+    return failures
+
+
+def define_flags():
+    """Flags of the stylize command (each defined once per process)."""
+    d = StylizeConfig()
+
+    def define(kind, name, default, help_, *args):
+        if name not in flags.FLAGS:
+            getattr(flags, f"DEFINE_{kind}")(name, default, *args, help_)
+
+    define("string", "out_dir", d.out_dir, "Output folder.")
+    define("string", "style", None, "A named style (uegan list-styles).")
+    define("string", "model", None, "A .keras file, training work dir, "
+           "SavedModel or official TF1 checkpoint folder.")
+    define("integer", "step", None, "Checkpoint step of a work dir.")
+    define("integer", "tile", None, "Tile side (0: never tile; default: "
+           "automatic for large images).")
+    define("integer", "overlap", d.overlap, "Tile overlap in pixels.")
+    define("integer", "max_side", d.max_side, "Downscale longer inputs "
+           "first (0: keep the size).")
+    define("bool", "brightness", d.brightness, "Match the input's mean "
+           "brightness (reference test.py).")
+    define("bool", "side_by_side", d.side_by_side, "Input | output.")
+    define("bool", "skip_existing", d.skip_existing, "Skip existing "
+           "outputs.")
+    define("bool", "overwrite", d.overwrite, "Replace existing outputs.")
+    define("integer", "batch", d.batch, "Video frames per call.")
+    define("float", "temporal_smoothing", d.temporal_smoothing,
+           "Video flicker reduction, 0 (off) to 0.9.")
+    define("enum", "format", d.image_format, "Image output format.",
+           ["auto", "png", "jpg"])
+    define("bool", "examples", False, "Stylize the bundled example photos.")
+
+
+def config_from_flags(argv):
+    f = flags.FLAGS
+    if f.style and f.model:
+        raise ValueError("give --style or --model, not both")
+    inputs = tuple(argv[1:])
+    if f.examples:
+        inputs += (str(EXAMPLES_DIR),)
+    return StylizeConfig(
+        inputs=inputs, out_dir=f.out_dir, model=f.model or f.style,
+        step=f.step, tile=f.tile, overlap=f.overlap, max_side=f.max_side,
+        brightness=f.brightness, side_by_side=f.side_by_side,
+        skip_existing=f.skip_existing, overwrite=f.overwrite, batch=f.batch,
+        temporal_smoothing=f.temporal_smoothing, image_format=f.format,
+    ).validate()
+
+
+def main(argv):
+    from uegan_tf.inference import ModelLoadError
+
+    try:
+        cfg = config_from_flags(argv)
+    except ValueError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    try:
+        failures = run(cfg)
+    except ModelLoadError as e:
+        print(f"error: cannot load the model: {e}", file=sys.stderr)
+        return 2
+    except OSError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted; finished outputs are complete, nothing "
+              "half-written was left", file=sys.stderr)
+        return 130
+    out = pathlib.Path(cfg.out_dir).resolve()
+    if failures:
+        print(f"done with {failures} error(s); results in {out}",
+              file=sys.stderr)
+        return 1
+    print(f"done; results in {out}")
+    return 0
+
+
+def cli(argv=None):
+    """Entry point: `python -m uegan_tf.stylize` / `uegan stylize`."""
+    define_flags()
+    app.run(lambda a: sys.exit(main(a)), argv=argv)
+
+
+if __name__ == "__main__":
+    cli()
