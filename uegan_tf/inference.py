@@ -23,6 +23,10 @@ SOURCES_HELP = (
 )
 
 
+# Smallest side the generator accepts (reflect padding at H/4 needs 2 px).
+MIN_SIDE = 8
+
+
 class ModelLoadError(Exception):
     """A model source that cannot be loaded; `str()` is one line."""
 
@@ -348,8 +352,15 @@ class Stylizer:
         """Stylize one uint8 RGB image `[H, W, 3]` (after `prepare`)."""
         rgb = self.prepare(np.asarray(rgb, np.uint8))
         h, w = rgb.shape[:2]
-        if min(h, w) < 4:
-            raise ValueError(f"image too small ({w}x{h}); need at least 4x4")
+        if h == 0 or w == 0:
+            raise ValueError(f"empty image ({w}x{h})")
+        if min(h, w) < MIN_SIDE:
+            # The bottleneck at H/4 needs 2 pixels for its reflect padding:
+            # extend tiny images by edge replication, then crop back.
+            grown = np.pad(rgb, ((0, max(0, MIN_SIDE - h)),
+                                 (0, max(0, MIN_SIDE - w)), (0, 0)),
+                           mode="edge")
+            return self(grown)[:h, :w]
         if self.wants_tiles(h, w):
             out = self._tiled(rgb)
         else:

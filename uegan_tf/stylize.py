@@ -182,7 +182,8 @@ def run(cfg, log=print, err=None, progress=True):
     from uegan_tf.video import VideoError
     from uegan_tf.video import stylize_video
 
-    err = err or (lambda msg: print(msg, file=sys.stderr))
+    # tqdm.write keeps one message per line while a progress bar is drawn.
+    err = err or (lambda msg: tqdm.write(msg, file=sys.stderr))
     out_dir = pathlib.Path(cfg.out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     if not os.access(out_dir, os.W_OK):
@@ -221,8 +222,10 @@ def run(cfg, log=print, err=None, progress=True):
             if cfg.side_by_side:
                 out = np.concatenate([rgb, out], axis=1)
             save_rgb(job.dst, out)
-            bar.write(f"{job.src} -> {job.dst}") if progress else log(
-                f"{job.src} -> {job.dst}")
+            if progress:
+                bar.write(f"{job.src} -> {job.dst}")
+            else:
+                log(f"{job.src} -> {job.dst}")
         except (ImageReadError, ValueError) as e:
             err(f"error: {e}" if isinstance(e, ImageReadError)
                 else f"error: {job.src}: {e}")
@@ -232,11 +235,13 @@ def run(cfg, log=print, err=None, progress=True):
             failures += 1
     for job in videos:
         start = time.time()
-        frames_bar = tqdm(unit="frame", disable=not progress,
-                          dynamic_ncols=True, desc=job.src.name)
+        bars = []
 
-        def report(done, bar=frames_bar):
-            bar.update(done - bar.n)
+        def report(done, bars=bars, name=job.src.name):
+            if not bars:  # created on the first decoded batch
+                bars.append(tqdm(unit="frame", disable=not progress,
+                                 dynamic_ncols=True, desc=name))
+            bars[0].update(done - bars[0].n)
 
         try:
             info = stylize_video(
@@ -245,18 +250,17 @@ def run(cfg, log=print, err=None, progress=True):
                 side_by_side=cfg.side_by_side, progress=report,
             )
             rate = info["frames"] / max(time.time() - start, 1e-6)
-            frames_bar.close()
+            for b in bars:
+                b.close()
             log(f"{job.src} -> {job.dst} ({info['frames']} frames at "
                 f"{float(info['fps']):.3g} fps, "
                 f"{'with' if info['audio'] else 'no'} audio, "
                 f"{rate:.2f} frames/s)")
-        except VideoError as e:
-            frames_bar.close()
-            err(f"error: {e}")
-            failures += 1
-        except OSError as e:
-            frames_bar.close()
-            err(f"error: {job.src}: {e}")
+        except (VideoError, OSError) as e:
+            for b in bars:
+                b.close()
+            err(f"error: {e}" if isinstance(e, VideoError)
+                else f"error: {job.src}: {e}")
             failures += 1
     return failures
 
