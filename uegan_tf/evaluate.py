@@ -1,0 +1,307 @@
+"""Evaluate stylization models side by side.
+
+    python -m uegan_tf.evaluate --models=painted,plain=runs/demo_plain \
+        --photos=../shared/data/val_photo \
+        --style_dir=../shared/data/style_painted --out=eval/painted \
+        [--features=auto|inception|vgg16|none] [--inception_weights=PATH] \
+        [--vgg16_weights=PATH] [--edge_tolerance=2] [--grid_size=256]
+
+For every model (anything `uegan stylize` accepts; `label=source` names a
+column) it stylizes each photo and measures content preservation against the
+photo (PSNR/SSIM on luma, Sobel L1, Canny edge F1, CIELAB Delta E), the
+distance of its outputs to the style images and to the photos (FID, KID),
+its latency per image and parameter count. It writes `results.md`,
+`results.csv`, `results.json`, the per-image CSV and `grid.png` (rows:
+photos; columns: the input and each model's output).
+"""
+
+import csv
+import dataclasses
+import json
+import pathlib
+import statistics
+import sys
+import time
+
+import numpy as np
+from absl import app
+from absl import flags
+
+METRICS = ("psnr_y", "ssim_y", "sobel_l1", "edge_f1", "delta_e")
+METRIC_HELP = {
+    "psnr_y": "PSNR of luma vs the input (dB, higher = closer)",
+    "ssim_y": "SSIM of luma vs the input (1 = identical)",
+    "sobel_l1": "L1 of Sobel edge magnitudes vs the input (lower = closer)",
+    "edge_f1": "F1 of Canny edges vs the input (1 = same contours)",
+    "delta_e": "mean CIELAB Delta E vs the input (lower = closer colours)",
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class EvalConfig:
+    """Settings of one evaluation.
+
+    Attributes:
+        models: `(label, source)` pairs.
+        photos: folder of input photos.
+        out: output folder.
+        style_dir: style images for FID/KID (optional).
+        features: "auto" (Inception-v3 if its weights load, else the
+            offline VGG16), "inception", "vgg16" or "none".
+        inception_weights: "imagenet" or a local .h5 for Inception-v3.
+        vgg16_weights: path of the offline VGG16 .npz.
+        edge_tolerance: pixels of slack for edge F1.
+        grid_size: cell side of the comparison grid.
+        max_side: downscale photos whose long side exceeds this first.
+    """
+
+    models: tuple
+    photos: str
+    out: str
+    style_dir: str | None = None
+    features: str = "auto"
+    inception_weights: str = "imagenet"
+    vgg16_weights: str | None = None
+    edge_tolerance: int = 2
+    grid_size: int = 256
+    max_side: int = 1024
+
+
+def parse_models(spec):
+    """"a,b=path" -> (("a", "a"), ("b", "path"))."""
+    out = []
+    for item in spec:
+        item = item.strip()
+        if not item:
+            continue
+        label, _, source = item.partition("=")
+        if not source:
+            label, source = pathlib.Path(item).name or item, item
+        out.append((label, source))
+    return tuple(out)
+
+
+def letterbox(rgb, size):
+    """Fit an image inside `size` x `size` on white, aspect kept."""
+    import cv2
+
+    h, w = rgb.shape[:2]
+    scale = size / max(h, w)
+    nh, nw = max(1, round(h * scale)), max(1, round(w * scale))
+    small = cv2.resize(rgb, (nw, nh), interpolation=cv2.INTER_AREA
+                       if scale < 1 else cv2.INTER_CUBIC)
+    cell = np.full((size, size, 3), 255, np.uint8)
+    y, x = (size - nh) // 2, (size - nw) // 2
+    cell[y:y + nh, x:x + nw] = small
+    return cell
+
+
+def comparison_grid(photos, outputs, size=256, pad=4):
+    """Rows: photos; columns: the input, then each model's output.
+
+    Args:
+        photos: list of uint8 images.
+        outputs: `{label: [uint8 image per photo]}` (ordered).
+        size: cell side; images are letterboxed into cells.
+
+    Returns:
+        uint8 `[R * (size + pad) + pad, (1 + M) * (size + pad) + pad, 3]`.
+    """
+    from uegan_tf.summaries import image_grid
+
+    rows = []
+    for i, photo in enumerate(photos):
+        row = [letterbox(photo, size)]
+        row += [letterbox(outs[i], size) for outs in outputs.values()]
+        rows.append(row)
+    return image_grid(rows, pad=pad)
+
+
+def _feature_extractor(cfg, log):
+    from uegan_tf.metrics import FeatureExtractor
+
+    if cfg.features == "none":
+        return None
+    if cfg.features in ("auto", "inception"):
+        try:
+            return FeatureExtractor("inception", cfg.inception_weights)
+        except Exception as e:  # download or file errors: fall back
+            first = str(e).splitlines()[0][:200] if str(e) else type(e)
+            log(f"Inception-v3 weights unavailable ({first}); "
+                + ("FID/KID use the offline VGG16 features instead"
+                   if cfg.features == "auto" and cfg.vgg16_weights
+                   else "no FID/KID"))
+            if cfg.features == "inception":
+                return None
+    if cfg.vgg16_weights:
+        return FeatureExtractor("vgg16", cfg.vgg16_weights)
+    log("no feature weights: FID/KID skipped (give --vgg16_weights or "
+        "Inception weights)")
+    return None
+
+
+def evaluate(cfg, log=print):
+    """Run the evaluation; returns the summary dict (also written to disk)."""
+    from uegan_tf.image_io import find_images
+    from uegan_tf.image_io import load_rgb
+    from uegan_tf.image_io import save_rgb
+    from uegan_tf.inference import Stylizer
+    from uegan_tf.metrics import content_metrics
+    from uegan_tf.metrics import fid
+    from uegan_tf.metrics import kid
+
+    out = pathlib.Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = find_images(cfg.photos)
+    if not paths:
+        raise FileNotFoundError(f"no photos in {cfg.photos}")
+    photos, names = [], []
+    for p in paths:
+        try:
+            photos.append(load_rgb(p, min_side=8))
+            names.append(p.name)
+        except Exception as e:  # a bad photo is reported, not fatal
+            log(f"skipping {p}: {e}")
+    extractor = _feature_extractor(cfg, log)
+    style_feats = photo_feats = None
+    if extractor is not None:
+        photo_feats = extractor(photos)
+        if cfg.style_dir:
+            styles = [load_rgb(p, min_side=8) for p in find_images(
+                cfg.style_dir)]
+            style_feats = extractor(styles)
+
+    rows, per_image, outputs = [], [], {}
+    for label, source in cfg.models:
+        stylizer = Stylizer(source, tile=0, max_side=cfg.max_side)
+        params = (stylizer.generator.count_params()
+                  if stylizer.generator is not None else None)
+        results, times = [], []
+        stylizer(photos[0][:64, :64])  # trace once before timing
+        for name, photo in zip(names, photos):
+            photo = stylizer.prepare(photo)
+            t = time.perf_counter()
+            result = stylizer(photo)
+            times.append(time.perf_counter() - t)
+            results.append(result)
+            m = content_metrics(photo, result, cfg.edge_tolerance)
+            per_image.append({"model": label, "photo": name,
+                              **{k: round(v, 4) for k, v in m.items()}})
+        outputs[label] = results
+        row = {"model": label, "source": source, "params": params,
+               "latency_s": round(statistics.median(times), 3),
+               "images": len(results)}
+        for key in METRICS:
+            values = [r[key] for r in per_image if r["model"] == label]
+            row[key] = round(float(np.mean(values)), 4)
+        if extractor is not None:
+            feats = extractor(results)
+            if style_feats is not None:
+                row["fid_style"] = round(fid(feats, style_feats), 3)
+                k_mean, k_std = kid(feats, style_feats)
+                row["kid_style"] = round(k_mean, 5)
+                row["kid_style_std"] = round(k_std, 5)
+            row["fid_photo"] = round(fid(feats, photo_feats), 3)
+            row["kid_photo"] = round(kid(feats, photo_feats)[0], 5)
+        rows.append(row)
+        log(f"{label}: " + ", ".join(f"{k}={row[k]}" for k in METRICS))
+
+    grid = comparison_grid(photos, outputs, cfg.grid_size)
+    save_rgb(out / "grid.png", grid)
+    summary = {
+        "photos": names,
+        "features": extractor.label if extractor else None,
+        "edge_tolerance_px": cfg.edge_tolerance,
+        "rows": rows,
+        "per_image": per_image,
+    }
+    (out / "results.json").write_text(json.dumps(summary, indent=2))
+    keys = list(rows[0].keys())
+    for row in rows:
+        keys += [k for k in row if k not in keys]
+    with open(out / "results.csv", "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=keys)
+        w.writeheader()
+        w.writerows(rows)
+    with open(out / "per_image.csv", "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(per_image[0].keys()))
+        w.writeheader()
+        w.writerows(per_image)
+    (out / "results.md").write_text(markdown_table(summary))
+    return summary
+
+
+def markdown_table(summary):
+    """The summary as a Markdown table with a legend."""
+    rows = summary["rows"]
+    cols = ["model", "params", "latency_s", *METRICS]
+    extra = [c for c in ("fid_style", "kid_style", "fid_photo", "kid_photo")
+             if c in rows[0]]
+    cols += extra
+    lines = ["| " + " | ".join(cols) + " |",
+             "|" + "---|" * len(cols)]
+    for r in rows:
+        cells = []
+        for c in cols:
+            v = r.get(c)
+            cells.append("-" if v is None else (f"{v:,}" if c == "params"
+                                                else str(v)))
+        lines.append("| " + " | ".join(cells) + " |")
+    legend = [f"- {k}: {v}" for k, v in METRIC_HELP.items()]
+    legend.append(f"- edge F1 tolerance: {summary['edge_tolerance_px']} px")
+    legend.append("- latency_s: median seconds per image (this machine)")
+    if extra:
+        legend.append(f"- FID/KID features: {summary['features']}; "
+                      "*_style against the style images, *_photo against "
+                      "the input photos (lower = closer)")
+    legend.append(f"- photos: {len(summary['photos'])}")
+    return "\n".join(lines + [""] + legend) + "\n"
+
+
+def define_flags():
+    flags.DEFINE_list("models", None, "Models: names or paths, optionally "
+                      "label=source.")
+    flags.DEFINE_string("photos", None, "Folder of input photos.")
+    flags.DEFINE_string("out", None, "Output folder.")
+    flags.DEFINE_string("style_dir", None, "Style images for FID/KID.")
+    flags.DEFINE_enum("features", "auto", ["auto", "inception", "vgg16",
+                                           "none"], "FID/KID features.")
+    flags.DEFINE_string("inception_weights", "imagenet",
+                        "imagenet (download) or a local .h5.")
+    flags.DEFINE_string("vgg16_weights", None, "Offline VGG16 .npz "
+                        "(fallback features).")
+    flags.DEFINE_integer("edge_tolerance", 2, "Edge F1 tolerance (px).")
+    flags.DEFINE_integer("grid_size", 256, "Grid cell side.")
+    flags.DEFINE_integer("max_side", 1024, "Downscale larger photos.")
+
+
+def main(argv):
+    del argv
+    f = flags.FLAGS
+    if not f.models or not f.photos or not f.out:
+        print("error: --models, --photos and --out are required",
+              file=sys.stderr)
+        return 2
+    cfg = EvalConfig(
+        models=parse_models(f.models), photos=f.photos, out=f.out,
+        style_dir=f.style_dir, features=f.features,
+        inception_weights=f.inception_weights,
+        vgg16_weights=f.vgg16_weights, edge_tolerance=f.edge_tolerance,
+        grid_size=f.grid_size, max_side=f.max_side,
+    )
+    from uegan_tf.inference import ModelLoadError
+
+    try:
+        summary = evaluate(cfg)
+    except (ModelLoadError, FileNotFoundError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(markdown_table(summary))
+    print(f"wrote {cfg.out}/results.md, results.csv, per_image.csv, "
+          "results.json, grid.png")
+    return 0
+
+
+if __name__ == "__main__":
+    define_flags()
+    app.run(lambda argv: sys.exit(main(argv)))

@@ -1,0 +1,229 @@
+"""Evaluation metrics: content preservation and closeness to a style.
+
+Content preservation compares each input photo with its stylized output
+(uint8 RGB `[H, W, 3]`, same size):
+
+- `psnr_luma`, `ssim_luma`: PSNR and SSIM of the BT.601 luma
+  (`tf.image.psnr`, `tf.image.ssim`, max value 255);
+- `sobel_l1`: mean |Sobel magnitude(in) - Sobel magnitude(out)| on luma in
+  [0, 1] (the UE edge loss, measured);
+- `edge_f1`: F1 between Canny(100, 200) edge maps, an edge pixel counting
+  as matched when the other map has an edge within `tolerance` pixels;
+- `delta_e`: mean CIELAB colour difference (CIE76) per pixel.
+
+Closeness to a style compares feature distributions of two image sets:
+`fid` (Frechet distance) and `kid` (kernel inception distance: unbiased
+MMD^2 with the cubic polynomial kernel), from Inception-v3 pool features
+when their weights are available, else from the offline VGG16 features
+(labelled as such by the caller).
+"""
+
+import cv2
+import numpy as np
+import tensorflow as tf
+
+from uegan_tf import losses
+
+PSNR_CAP = 100.0  # dB reported for identical images (PSNR is infinite)
+CANNY_LOW, CANNY_HIGH = 100, 200
+
+
+def luma(rgb):
+    """BT.601 luma of uint8 RGB, float32 in [0, 255], `[H, W, 1]`."""
+    x = np.asarray(rgb, np.float32)
+    return (x @ np.array([0.299, 0.587, 0.114], np.float32))[..., None]
+
+
+def psnr_luma(a, b):
+    """PSNR (dB) between the lumas of two uint8 RGB images, capped at 100."""
+    value = float(tf.image.psnr(luma(a), luma(b), max_val=255.0))
+    return min(value, PSNR_CAP) if np.isfinite(value) else PSNR_CAP
+
+
+def ssim_luma(a, b):
+    """SSIM between the lumas of two uint8 RGB images (1 = identical).
+
+    `tf.image.ssim` with its defaults (11x11 Gaussian window, sigma 1.5);
+    images smaller than the window are compared with a smaller window.
+    """
+    h, w = a.shape[:2]
+    size = min(11, h, w)
+    return float(tf.image.ssim(luma(a), luma(b), max_val=255.0,
+                               filter_size=size))
+
+
+def sobel_l1(a, b):
+    """Mean |Sobel magnitude(a) - Sobel magnitude(b)| on luma in [0, 1]."""
+    to_unit = lambda x: tf.constant(np.asarray(x, np.float32)[None] / 127.5
+                                    - 1.0)
+    return float(losses.edge_loss(to_unit(a), to_unit(b))[0])
+
+
+def canny_edges(rgb):
+    """Canny(100, 200) edges of the grayscale image, bool `[H, W]`."""
+    gray = cv2.cvtColor(np.asarray(rgb, np.uint8), cv2.COLOR_RGB2GRAY)
+    return cv2.Canny(gray, CANNY_LOW, CANNY_HIGH) > 0
+
+
+def edge_f1(a, b, tolerance=2):
+    """F1 between the Canny edge maps of `a` (reference) and `b`.
+
+    Precision: share of b's edge pixels within `tolerance` px (chessboard
+    distance) of an edge of a; recall: the converse. Both maps empty: 1.0;
+    exactly one empty: 0.0.
+    """
+    ea, eb = canny_edges(a), canny_edges(b)
+    if not ea.any() and not eb.any():
+        return 1.0
+    if not ea.any() or not eb.any():
+        return 0.0
+    k = np.ones((2 * tolerance + 1, 2 * tolerance + 1), np.uint8)
+    near_a = cv2.dilate(ea.astype(np.uint8), k) > 0
+    near_b = cv2.dilate(eb.astype(np.uint8), k) > 0
+    precision = (eb & near_a).sum() / eb.sum()
+    recall = (ea & near_b).sum() / ea.sum()
+    if precision + recall == 0:
+        return 0.0
+    return float(2 * precision * recall / (precision + recall))
+
+
+def rgb_to_lab(rgb):
+    """uint8 sRGB -> CIELAB (D65): L in [0, 100], float32 `[H, W, 3]`."""
+    x = np.asarray(rgb, np.float32) / 255.0
+    return cv2.cvtColor(x, cv2.COLOR_RGB2Lab)
+
+
+def delta_e(a, b):
+    """Mean CIE76 colour difference sqrt(dL^2 + da^2 + db^2)."""
+    d = rgb_to_lab(a) - rgb_to_lab(b)
+    return float(np.sqrt((d**2).sum(-1)).mean())
+
+
+def content_metrics(photo, output, tolerance=2):
+    """All content-preservation metrics for one (photo, output) pair."""
+    return {
+        "psnr_y": psnr_luma(photo, output),
+        "ssim_y": ssim_luma(photo, output),
+        "sobel_l1": sobel_l1(photo, output),
+        "edge_f1": edge_f1(photo, output, tolerance),
+        "delta_e": delta_e(photo, output),
+    }
+
+
+# ---------------------------------------------------------------------------
+# Distribution distances.
+
+
+def _sqrt_psd(m):
+    w, v = np.linalg.eigh((m + m.T) / 2)
+    return (v * np.sqrt(np.clip(w, 0, None))) @ v.T
+
+
+def fid(features_a, features_b):
+    """Frechet distance between Gaussians fitted to two feature sets.
+
+    FID = |mu_a - mu_b|^2 + Tr(S_a + S_b - 2 (S_a S_b)^(1/2)), with
+    Tr((S_a S_b)^(1/2)) computed as the trace of
+    (S_a^(1/2) S_b S_a^(1/2))^(1/2), which is symmetric PSD (stable, no
+    complex square roots).
+
+    Args:
+        features_a, features_b: `[N, D]` arrays (N >= 2).
+
+    Returns:
+        float (0 for identical sets, up to float error).
+    """
+    a = np.asarray(features_a, np.float64)
+    b = np.asarray(features_b, np.float64)
+    mu_a, mu_b = a.mean(0), b.mean(0)
+    cov_a = np.cov(a, rowvar=False)
+    cov_b = np.cov(b, rowvar=False)
+    root_a = _sqrt_psd(cov_a)
+    inner = root_a @ cov_b @ root_a
+    trace_sqrt = np.sqrt(np.clip(np.linalg.eigvalsh((inner + inner.T) / 2),
+                                 0, None)).sum()
+    value = ((mu_a - mu_b) ** 2).sum() + np.trace(cov_a) + np.trace(
+        cov_b) - 2 * trace_sqrt
+    return float(max(value, 0.0))
+
+
+def kid(features_a, features_b, subsets=10, subset_size=1000, seed=0):
+    """Kernel inception distance: unbiased MMD^2, kernel (x.y / d + 1)^3.
+
+    Averaged over random subsets of `min(subset_size, N_a, N_b)` examples.
+
+    Returns:
+        `(mean, std)` over subsets.
+    """
+    a = np.asarray(features_a, np.float64)
+    b = np.asarray(features_b, np.float64)
+    d = a.shape[1]
+    m = min(subset_size, len(a), len(b))
+    rng = np.random.default_rng(seed)
+    values = []
+    for _ in range(subsets):
+        x = a[rng.choice(len(a), m, replace=False)]
+        y = b[rng.choice(len(b), m, replace=False)]
+        kxx = (x @ x.T / d + 1) ** 3
+        kyy = (y @ y.T / d + 1) ** 3
+        kxy = (x @ y.T / d + 1) ** 3
+        mmd = ((kxx.sum() - np.trace(kxx)) / (m * (m - 1))
+               + (kyy.sum() - np.trace(kyy)) / (m * (m - 1))
+               - 2 * kxy.mean())
+        values.append(mmd)
+    return float(np.mean(values)), float(np.std(values))
+
+
+class FeatureExtractor:
+    """Image -> feature vector for FID/KID.
+
+    kind "inception": Keras InceptionV3 (ImageNet, 2048-d average pool,
+    299x299 inputs), weights "imagenet" (downloaded once by Keras; needs
+    internet) or a local .h5 file. kind "vgg16": relu(conv4_3) of the
+    offline ImageNet VGG16 (`shared/weights/vgg16_imagenet_features.npz`),
+    global-average-pooled to 512-d at 224x224: NOT the standard FID feature
+    space, reported under its own name. kind "model": any Keras model
+    mapping `[N, S, S, 3]` RGB in [-1, 1] to `[N, D]` (tests).
+
+    Args:
+        kind: "inception", "vgg16" or "model".
+        weights: weights source (see above) or a Keras model for "model".
+        size: input side (299 inception, 224 vgg16).
+    """
+
+    def __init__(self, kind, weights=None, size=None):
+        import keras
+
+        self.kind = kind
+        if kind == "inception":
+            self.size = size or 299
+            self.model = keras.applications.InceptionV3(
+                include_top=False, weights=weights, pooling="avg",
+                input_shape=(self.size, self.size, 3))
+            self.label = "Inception-v3 pool (standard FID features)"
+        elif kind == "vgg16":
+            from uegan_tf.models import build_vgg_features
+
+            self.size = size or 224
+            vgg = build_vgg_features("vgg16", weights)
+            self.model = lambda x: tf.reduce_mean(tf.nn.relu(vgg(x)),
+                                                  axis=[1, 2])
+            self.label = ("VGG16 relu4_3 mean-pooled (offline fallback, not "
+                          "comparable with published FID)")
+        elif kind == "model":
+            self.size = size or 64
+            self.model = weights
+            self.label = "custom model"
+        else:
+            raise ValueError(f"unknown feature kind {kind!r}")
+
+    def __call__(self, images, batch=16):
+        """uint8 RGB images (any sizes) -> `[N, D]` float64 features."""
+        out = []
+        for i in range(0, len(images), batch):
+            chunk = [tf.image.resize(np.asarray(img, np.float32),
+                                     [self.size, self.size], antialias=True)
+                     for img in images[i:i + batch]]
+            x = tf.stack(chunk) / 127.5 - 1.0  # InceptionV3's own scaling
+            out.append(np.asarray(self.model(x), np.float64))
+        return np.concatenate(out)
