@@ -52,7 +52,7 @@ setup(
             "tensorflow-serving-api",
         ],
         "data": ["tensorflow-datasets"],
-        "app": ["gradio>=4"],
+        "app": ["gradio>=6,<7"],
         "dev": [
             "pytest",
             "scikit-image",
@@ -61,7 +61,7 @@ setup(
             "onnxruntime",
             "tensorflow-serving-api",
             "tensorflow-datasets",
-            "gradio>=4",
+            "gradio>=6,<7",
             "playwright",
         ],
     },

@@ -3,7 +3,7 @@
     uegan stylize INPUTS... --out_dir=DIR [--style=NAME]
     uegan list-styles
     uegan add-style NAME SOURCE [--description=...] [--overwrite]
-    uegan app [--host=127.0.0.1] [--port=7860]
+    uegan app [--host=127.0.0.1] [--port=7860] [--model=PATH ...]
 
 Each subcommand's `--help` lists its flags.
 """
@@ -108,6 +108,7 @@ def main(argv=None):
     if command == "add-style":
         return add_style_main(rest)
     if command == "app":
+        _quiet_tensorflow_import()
         from uegan_tf import app as app_lib
 
         return app_lib.cli(["uegan app", *rest])

@@ -81,7 +81,7 @@ def _to_rgb8(img):
     return np.asarray(img.convert("RGB"), dtype=np.uint8)
 
 
-def decode_rgb(data, name="<bytes>", min_side=1):
+def decode_rgb(data, name="<bytes>", min_side=1, max_pixels=MAX_PIXELS):
     """Decode encoded image bytes to 8-bit RGB `[H, W, 3]` (see `load_rgb`)."""
     if not data:
         raise ImageReadError(name, "empty file (0 bytes)")
@@ -90,11 +90,12 @@ def decode_rgb(data, name="<bytes>", min_side=1):
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             img = Image.open(io.BytesIO(data))
             width, height = img.size
-            if width * height > MAX_PIXELS:
+            # Checked from the header, before anything is decoded.
+            if width * height > max_pixels:
                 raise ImageReadError(
                     name,
-                    f"image too large ({width}x{height} > {MAX_PIXELS:,} "
-                    "pixels)",
+                    f"image too large ({width}x{height}; the limit is "
+                    f"{max_pixels / 1e6:g} megapixels)",
                 )
             img.load()
             # Honour the camera's orientation tag (phones store rotated).
@@ -118,7 +119,7 @@ def decode_rgb(data, name="<bytes>", min_side=1):
     return rgb
 
 
-def load_rgb(path, min_side=1):
+def load_rgb(path, min_side=1, max_pixels=MAX_PIXELS):
     """Read an image file as 8-bit RGB `[H, W, 3]`.
 
     Handles grayscale, palette, RGBA/LA (composited onto white), 16-bit and
@@ -127,6 +128,8 @@ def load_rgb(path, min_side=1):
     Args:
         path: file path.
         min_side: reject images whose short side is below this.
+        max_pixels: reject images with more pixels (read from the header,
+            before decoding).
 
     Returns:
         `np.uint8` array `[H, W, 3]`.
@@ -144,7 +147,8 @@ def load_rgb(path, min_side=1):
         data = path.read_bytes()
     except OSError as e:
         raise ImageReadError(path, f"cannot read ({e.strerror or e})")
-    return decode_rgb(data, str(path), min_side=min_side)
+    return decode_rgb(data, str(path), min_side=min_side,
+                      max_pixels=max_pixels)
 
 
 def resize_short_side(rgb, short_side, max_long_side=None):

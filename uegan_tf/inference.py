@@ -5,6 +5,7 @@ app, evaluation and export all load models through `load_generator` and
 pre/post-process through `Stylizer`.
 """
 
+import copy
 import pathlib
 
 import cv2
@@ -13,6 +14,8 @@ import numpy as np
 import tensorflow as tf
 
 from uegan_tf import registry
+from uegan_tf.data.pipeline import from_unit_range
+from uegan_tf.data.pipeline import to_unit_range
 from uegan_tf.models.layers import NormStats
 
 # What `load_generator` accepts, for error messages.
@@ -143,24 +146,13 @@ def load_generator(source=None, step=None):
 # Pre/post-processing shared by every backend and by the export signatures.
 
 
-def uint8_to_unit(images):
-    """uint8 RGB `[N, H, W, 3]` -> float32 in [-1, 1] (x / 127.5 - 1)."""
-    return tf.cast(images, tf.float32) / 127.5 - 1.0
-
-
-def unit_to_uint8(images):
-    """float in [-1, 1] -> uint8 (rounded, clipped)."""
-    x = (tf.cast(images, tf.float32) + 1.0) * 127.5
-    return tf.cast(tf.clip_by_value(tf.round(x), 0.0, 255.0), tf.uint8)
-
-
 def stylize_uint8(generator, images):
     """The generator as a uint8 -> uint8 function (any H, W; in-graph).
 
     The export signatures and the stylize command both use this function,
     so they cannot disagree on pre/post-processing.
     """
-    return unit_to_uint8(generator(uint8_to_unit(images), training=False))
+    return from_unit_range(generator(to_unit_range(images), training=False))
 
 
 def match_brightness(output, photo):
@@ -280,6 +272,23 @@ class Stylizer:
             self.generator, self.info = load_generator(source, step)
             self._build_keras_fns()
 
+    def with_options(self, **options):
+        """A stylizer sharing this one's model and traced functions.
+
+        Only the pre/post-processing options of the constructor (tile,
+        overlap, auto_tile_pixels, tile_batch, stats_side, max_side,
+        brightness) may be changed; nothing is reloaded.
+        """
+        allowed = {"tile", "overlap", "auto_tile_pixels", "tile_batch",
+                   "stats_side", "max_side", "brightness"}
+        unknown = set(options) - allowed
+        if unknown:
+            raise TypeError(f"not a processing option: {sorted(unknown)}")
+        other = copy.copy(self)
+        for key, value in options.items():
+            setattr(other, key, value)
+        return other
+
     # -- backends ----------------------------------------------------------
 
     def _build_keras_fns(self):
@@ -291,7 +300,7 @@ class Stylizer:
         @tf.function(input_signature=[spec])
         def collect(x):
             stats = NormStats()
-            g(uint8_to_unit(x), training=False, norm_stats=stats)
+            g(to_unit_range(x), training=False, norm_stats=stats)
             return [t for pair in stats.values for t in pair]
 
         self._collect = collect
@@ -323,9 +332,9 @@ class Stylizer:
             )
             def tiled(x, *flat):
                 pairs = [(flat[i], flat[i + 1]) for i in range(0, n, 2)]
-                y = g(uint8_to_unit(x), training=False,
+                y = g(to_unit_range(x), training=False,
                       norm_stats=NormStats(pairs))
-                return unit_to_uint8(y)
+                return from_unit_range(y)
 
             self._tiled_fn = tiled
         return self._tiled_fn(tiles, *stats)
