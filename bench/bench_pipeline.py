@@ -51,9 +51,14 @@ def main(argv):
         shared = ROOT.parent / "shared" / "data"
         if (shared / "train_photo").is_dir():
             records = str(pathlib.Path(tmp.name) / "records")
-            prepare_dataset(PrepareConfig(
-                out_dir=records, photo_dir=str(shared / "train_photo"),
-                style_dir=str(shared / "style_painted")), log=lambda m: None)
+            prepare_dataset(
+                PrepareConfig(
+                    out_dir=records,
+                    photo_dir=str(shared / "train_photo"),
+                    style_dir=str(shared / "style_painted"),
+                ),
+                log=lambda m: None,
+            )
             source = "../shared/data (163 photos, 61 painted)"
         else:
             records = str(write_fake_records(tmp.name, 64, 32, 288))
@@ -69,27 +74,41 @@ def main(argv):
         for _ in range(FLAGS.batches):
             batch = next(it)
         float(batch["photo"][0, 0, 0, 0])
-        rates.append(FLAGS.batches * FLAGS.batch_size
-                     / (time.perf_counter() - t))
+        rates.append(
+            FLAGS.batches * FLAGS.batch_size / (time.perf_counter() - t)
+        )
     pipeline = statistics.median(rates)
 
-    rows = [{"what": f"input pipeline ({FLAGS.crop_size}px, batch "
-             f"{FLAGS.batch_size})", "images_per_s": round(pipeline, 1)}]
+    rows = [
+        {
+            "what": f"input pipeline ({FLAGS.crop_size}px, batch "
+            f"{FLAGS.batch_size})",
+            "images_per_s": round(pipeline, 1),
+        }
+    ]
     train_json = ROOT / "bench" / "results" / "train.json"
     if train_json.exists():
         for r in json.loads(train_json.read_text())["rows"]:
-            rows.append({"what": f"train step: {r['variant']} "
-                         f"({r['size']}px, batch {r['batch']})",
-                         "images_per_s": r["images_per_s"]})
+            rows.append(
+                {
+                    "what": f"train step: {r['variant']} "
+                    f"({r['size']}px, batch {r['batch']})",
+                    "images_per_s": r["images_per_s"],
+                }
+            )
     print(f"source: {source}; TensorFlow {tf.__version__}")
     print("| what | images/s |\n|---|---|")
     for r in rows:
         print(f"| {r['what']} | {r['images_per_s']} |")
-    out = ROOT / FLAGS.out if not pathlib.Path(FLAGS.out).is_absolute() \
+    out = (
+        ROOT / FLAGS.out
+        if not pathlib.Path(FLAGS.out).is_absolute()
         else pathlib.Path(FLAGS.out)
+    )
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"source": source, "rounds": rates,
-                               "rows": rows}, indent=2))
+    out.write_text(
+        json.dumps({"source": source, "rounds": rates, "rows": rows}, indent=2)
+    )
     print(f"wrote {out}")
 
 

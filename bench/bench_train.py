@@ -57,16 +57,24 @@ def main(argv):
     with tempfile.TemporaryDirectory() as tmp:
         size_max = max(int(s) for s in FLAGS.sizes)
         records = write_fake_records(
-            pathlib.Path(tmp) / "data", n_photo=16, n_style=16,
-            size=size_max, workers=2,
+            pathlib.Path(tmp) / "data",
+            n_photo=16,
+            n_style=16,
+            size=size_max,
+            workers=2,
         )
         for size in (int(s) for s in FLAGS.sizes):
-            for name, unet, edge in (("UE (unet + edge)", True, 5.0),
-                                     ("AnimeGANv2 (plain)", False, 0.0)):
+            for name, unet, edge in (
+                ("UE (unet + edge)", True, 5.0),
+                ("AnimeGANv2 (plain)", False, 0.0),
+            ):
                 cfg = tiny_train_config(
-                    pathlib.Path(tmp) / f"run_{size}_{unet}", records,
-                    batch_size=FLAGS.batch_size, epochs=1000,
-                    init_epochs=1, steps_per_epoch=1000,
+                    pathlib.Path(tmp) / f"run_{size}_{unet}",
+                    records,
+                    batch_size=FLAGS.batch_size,
+                    epochs=1000,
+                    init_epochs=1,
+                    steps_per_epoch=1000,
                     data={"crop_size": size, "short_side": size},
                     model={"unet": unet, "vgg_arch": FLAGS.vgg_arch},
                     loss={"edge": edge},
@@ -90,25 +98,37 @@ def main(argv):
                         "steps_s": [round(t, 3) for t in times],
                     }
                     rows.append(row)
-                    print(f"{label:22s} {size:4d}px  {med:7.2f} s/step  "
-                          f"{FLAGS.batch_size / med:6.2f} img/s", flush=True)
+                    print(
+                        f"{label:22s} {size:4d}px  {med:7.2f} s/step  "
+                        f"{FLAGS.batch_size / med:6.2f} img/s",
+                        flush=True,
+                    )
 
     print()
-    print(f"| variant | size | batch | s/step (median) | steps/s | img/s |")
+    print("| variant | size | batch | s/step (median) | steps/s | img/s |")
     print("|---|---|---|---|---|---|")
     for r in rows:
-        print(f"| {r['variant']} | {r['size']} | {r['batch']} | "
-              f"{r['median_step_s']} | {r['steps_per_s']} | "
-              f"{r['images_per_s']} |")
+        print(
+            f"| {r['variant']} | {r['size']} | {r['batch']} | "
+            f"{r['median_step_s']} | {r['steps_per_s']} | "
+            f"{r['images_per_s']} |"
+        )
     out = pathlib.Path(FLAGS.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({
-        "machine": {"cpu_count": __import__("os").cpu_count(),
+    out.write_text(
+        json.dumps(
+            {
+                "machine": {
+                    "cpu_count": __import__("os").cpu_count(),
                     "platform": platform.platform(),
-                    "tensorflow": tf.__version__},
-        "vgg": FLAGS.vgg_arch,
-        "rows": rows,
-    }, indent=2))
+                    "tensorflow": tf.__version__,
+                },
+                "vgg": FLAGS.vgg_arch,
+                "rows": rows,
+            },
+            indent=2,
+        )
+    )
     print(f"\nwrote {out}")
 
 

@@ -22,8 +22,9 @@ from PIL import Image
 
 from uegan_tf import app
 
-gradio = pytest.importorskip("gradio", reason="the [app] extra is not "
-                             "installed")
+gradio = pytest.importorskip(
+    "gradio", reason="the [app] extra is not installed"
+)
 from gradio_client import Client  # noqa: E402
 from gradio_client import handle_file  # noqa: E402
 from gradio_client.exceptions import AppError  # noqa: E402
@@ -32,9 +33,14 @@ CHROMIUM = pathlib.Path("/usr/bin/chromium")
 # Without the background-networking switches Chromium tries to reach
 # Google services, which a closed network refuses slowly.
 CHROMIUM_ARGS = [
-    "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic",
-    "--no-first-run", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync",
+    "--headless=new",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
 ]
 MAX_FILE_SIZE = 256 * 1024  # small, so the oversized upload is cheap
 MAX_VIDEO_SECONDS = 2.0
@@ -63,21 +69,30 @@ def generator_path(tmp_path_factory):
 def server(generator_path, tmp_path_factory):
     """The app on a free loopback port: `(url, demo, config)`."""
     config = app.AppConfig(
-        port=free_port(), max_file_size=MAX_FILE_SIZE,
-        max_video_seconds=MAX_VIDEO_SECONDS, concurrency=2, queue_size=16,
+        port=free_port(),
+        max_file_size=MAX_FILE_SIZE,
+        max_video_seconds=MAX_VIDEO_SECONDS,
+        concurrency=2,
+        queue_size=16,
     )
-    demo = app.build_app({"random": str(generator_path)}, config,
-                         work_dir=tmp_path_factory.mktemp("app_out"))
-    _, url, _ = app.launch(demo, config, prevent_thread_lock=True,
-                           quiet=True)
+    demo = app.build_app(
+        {"random": str(generator_path)},
+        config,
+        work_dir=tmp_path_factory.mktemp("app_out"),
+    )
+    _, url, _ = app.launch(demo, config, prevent_thread_lock=True, quiet=True)
     yield url, demo, config
     demo.close()
 
 
 @pytest.fixture
 def client(server, tmp_path):
-    return Client(server[0], verbose=False, download_files=str(tmp_path),
-                  analytics_enabled=False)
+    return Client(
+        server[0],
+        verbose=False,
+        download_files=str(tmp_path),
+        analytics_enabled=False,
+    )
 
 
 def photo(tmp_path, size=(96, 64), name="chelsea.png"):
@@ -98,9 +113,9 @@ def write_video(path, frames, fps, size=(64, 48)):
     import imageio_ffmpeg
 
     w, h = size
-    writer = imageio_ffmpeg.write_frames(str(path), size, fps=fps,
-                                         macro_block_size=2,
-                                         ffmpeg_log_level="error")
+    writer = imageio_ffmpeg.write_frames(
+        str(path), size, fps=fps, macro_block_size=2, ffmpeg_log_level="error"
+    )
     writer.send(None)
     ramp = np.linspace(0, 255, w, dtype=np.float32)
     for i in range(frames):
@@ -123,38 +138,54 @@ def test_parse_size():
 
 
 def test_parse_model_specs():
-    styles = app.parse_model_specs([
-        "runs/a/generator.keras,hayao=x/h.keras", "painted", "b/h.keras",
-    ])
-    assert styles == {"a": "runs/a/generator.keras", "hayao": "x/h.keras",
-                      "painted": "painted", "h": "b/h.keras"}
-    assert list(app.parse_model_specs(["a.keras", "x/a.keras"])) == [
-        "a", "a-2"]
+    styles = app.parse_model_specs(
+        [
+            "runs/a/generator.keras,hayao=x/h.keras",
+            "painted",
+            "b/h.keras",
+        ]
+    )
+    assert styles == {
+        "a": "runs/a/generator.keras",
+        "hayao": "x/h.keras",
+        "painted": "painted",
+        "h": "b/h.keras",
+    }
+    assert list(app.parse_model_specs(["a.keras", "x/a.keras"])) == ["a", "a-2"]
 
 
 def test_parse_args_defaults_to_loopback():
     config, styles = app.parse_args(["uegan app"])
     assert config.host == "127.0.0.1" and styles is None
     config, styles = app.parse_args(
-        ["uegan app", "--model=m=g.keras", "--max_file_size=1mb",
-         "--port=8000"])
+        ["uegan app", "--model=m=g.keras", "--max_file_size=1mb", "--port=8000"]
+    )
     assert styles == {"m": "g.keras"}
     assert (config.max_file_size, config.port) == (2**20, 8000)
 
 
-@pytest.mark.parametrize("args", [
-    ["--port=70000"], ["--max_file_size=huge"], ["--concurrency=0"],
-    ["--max_video_seconds=0"],
-])
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--port=70000"],
+        ["--max_file_size=huge"],
+        ["--concurrency=0"],
+        ["--max_video_seconds=0"],
+    ],
+)
 def test_cli_usage_errors(args, capsys):
     assert app.cli(["uegan app", *args]) == 2
     assert capsys.readouterr().err.startswith("error: ")
 
 
 def test_module_help():
-    proc = subprocess.run([sys.executable, "-m", "uegan_tf.app", "--help"],
-                          cwd=REPO, capture_output=True, text=True,
-                          timeout=60)
+    proc = subprocess.run(
+        [sys.executable, "-m", "uegan_tf.app", "--help"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert proc.returncode == 0
     assert "--model" in proc.stdout and "--max_video_seconds" in proc.stdout
 
@@ -171,8 +202,9 @@ def test_no_models_gives_a_message(tmp_path):
 
 
 def test_unknown_style_is_refused(tmp_path, generator_path):
-    service = app.StylizeService({"random": str(generator_path)},
-                                 work_dir=tmp_path)
+    service = app.StylizeService(
+        {"random": str(generator_path)}, work_dir=tmp_path
+    )
     # Only menu names: an API client cannot make the server load a path.
     with pytest.raises(app.InputError, match="unknown style"):
         service.stylize_image(str(photo(tmp_path)), str(generator_path))
@@ -180,15 +212,19 @@ def test_unknown_style_is_refused(tmp_path, generator_path):
 
 def test_huge_image_is_refused_before_decoding(tmp_path, generator_path):
     service = app.StylizeService(
-        {"random": str(generator_path)}, app.AppConfig(max_pixels=10**6),
+        {"random": str(generator_path)},
+        app.AppConfig(max_pixels=10**6),
         work_dir=tmp_path / "out",
     )
     # 2000x1000 of one colour: a few KB on disk, 6 MB once decoded.
     path = tmp_path / "flat.png"
     Image.new("RGB", (2000, 1000), (40, 90, 200)).save(path)
     assert path.stat().st_size < 50_000
-    with pytest.raises(app.InputError, match=r"flat.png: image too large "
-                       r"\(2000x1000; the limit is 1 megapixels\)"):
+    with pytest.raises(
+        app.InputError,
+        match=r"flat.png: image too large "
+        r"\(2000x1000; the limit is 1 megapixels\)",
+    ):
         service.stylize_image(str(path), "random")
 
 
@@ -205,13 +241,15 @@ def test_cache_shares_weights_and_is_bounded(generator_path):
 
 
 def test_video_without_duration_is_cut_at_the_limit(
-        tmp_path, generator_path, monkeypatch):
+    tmp_path, generator_path, monkeypatch
+):
     from uegan_tf import video
 
     # Browser recordings often have no duration; frames are counted.
     real_probe = video.probe
-    monkeypatch.setattr(video, "probe",
-                        lambda p: {**real_probe(p), "duration": None})
+    monkeypatch.setattr(
+        video, "probe", lambda p: {**real_probe(p), "duration": None}
+    )
     service = app.StylizeService(
         {"random": str(generator_path)},
         app.AppConfig(max_video_seconds=0.5, video_batch=2),
@@ -229,7 +267,11 @@ def test_video_without_duration_is_cut_at_the_limit(
 def test_image_api(client, tmp_path):
     src = photo(tmp_path, size=(96, 64))
     (original, result), download, message = client.predict(
-        handle_file(src), "random", False, True, True,
+        handle_file(src),
+        "random",
+        False,
+        True,
+        True,
         api_name="/stylize_image",
     )
     rgb = read(src)
@@ -245,8 +287,14 @@ def test_non_image_upload_gets_the_message(client, tmp_path):
     fake = tmp_path / "notes.png"
     fake.write_text("this is not a picture\n")
     with pytest.raises(AppError) as e:
-        client.predict(handle_file(fake), "random", False, False, False,
-                       api_name="/stylize_image")
+        client.predict(
+            handle_file(fake),
+            "random",
+            False,
+            False,
+            False,
+            api_name="/stylize_image",
+        )
     message = str(e.value).strip()
     assert message == "notes.png: not an image (unrecognised format)"
 
@@ -257,18 +305,31 @@ def test_oversized_upload_is_refused(server, tmp_path):
     big = tmp_path / "big.jpg"
     big.write_bytes(os.urandom(MAX_FILE_SIZE + 1024))
     with big.open("rb") as f:
-        response = httpx.post(f"{server[0]}gradio_api/upload",
-                              files={"files": ("big.jpg", f)}, timeout=30)
+        response = httpx.post(
+            f"{server[0]}gradio_api/upload",
+            files={"files": ("big.jpg", f)},
+            timeout=30,
+        )
     assert response.status_code == 413
     assert "maximum allowed size" in response.text
 
 
 def test_eight_concurrent_requests(client, tmp_path):
-    sources = [photo(tmp_path, size=(64 + 8 * i, 64), name=f"p{i}.png")
-               for i in range(8)]
-    jobs = [client.submit(handle_file(p), "random", i % 2 == 0, i % 3 == 0,
-                          False, api_name="/stylize_image")
-            for i, p in enumerate(sources)]
+    sources = [
+        photo(tmp_path, size=(64 + 8 * i, 64), name=f"p{i}.png")
+        for i in range(8)
+    ]
+    jobs = [
+        client.submit(
+            handle_file(p),
+            "random",
+            i % 2 == 0,
+            i % 3 == 0,
+            False,
+            api_name="/stylize_image",
+        )
+        for i, p in enumerate(sources)
+    ]
     done, _ = concurrent.futures.wait(jobs, timeout=150)
     assert len(done) == 8
     for job, src in zip(jobs, sources):
@@ -281,8 +342,13 @@ def test_video_api(client, tmp_path):
 
     clip = write_video(tmp_path / "clip.mp4", frames=6, fps=6)
     result, message = client.predict(
-        handle_file(clip), "random", False,
-        False, True, 0.5, api_name="/stylize_video",
+        handle_file(clip),
+        "random",
+        False,
+        False,
+        True,
+        0.5,
+        api_name="/stylize_video",
     )
     info = probe(result["video"] if isinstance(result, dict) else result)
     assert (info["width"], info["height"]) == (128, 48)  # side by side
@@ -291,17 +357,32 @@ def test_video_api(client, tmp_path):
 
 def test_long_or_non_video_is_refused(client, tmp_path):
     clip = write_video(tmp_path / "long.mp4", frames=12, fps=4)  # 3 s
-    with pytest.raises(AppError, match=r"long.mp4: video too long \(3.0 s; "
-                       r"the limit is 2 s\)"):
-        client.predict(handle_file(clip),
-                       "random", False, False, False, 0.0,
-                       api_name="/stylize_video")
+    with pytest.raises(
+        AppError,
+        match=r"long.mp4: video too long \(3.0 s; "
+        r"the limit is 2 s\)",
+    ):
+        client.predict(
+            handle_file(clip),
+            "random",
+            False,
+            False,
+            False,
+            0.0,
+            api_name="/stylize_video",
+        )
     fake = tmp_path / "movie.mp4"
     fake.write_text("not a movie")
     with pytest.raises(AppError, match="movie.mp4: not a readable video"):
-        client.predict(handle_file(fake),
-                       "random", False, False, False, 0.0,
-                       api_name="/stylize_video")
+        client.predict(
+            handle_file(fake),
+            "random",
+            False,
+            False,
+            False,
+            0.0,
+            api_name="/stylize_video",
+        )
 
 
 def test_command_serves_and_stops_on_ctrl_c(generator_path, tmp_path):
@@ -310,12 +391,23 @@ def test_command_serves_and_stops_on_ctrl_c(generator_path, tmp_path):
     import httpx
 
     port = free_port()
-    env = {**os.environ, "UEGAN_HOME": str(tmp_path / "home"),
-           "TMPDIR": str(tmp_path)}
+    env = {
+        **os.environ,
+        "UEGAN_HOME": str(tmp_path / "home"),
+        "TMPDIR": str(tmp_path),
+    }
     proc = subprocess.Popen(
-        [sys.executable, "-m", "uegan_tf.app", f"--port={port}",
-         f"--model=random={generator_path}"],
-        cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        [
+            sys.executable,
+            "-m",
+            "uegan_tf.app",
+            f"--port={port}",
+            f"--model=random={generator_path}",
+        ],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
         text=True,
     )
     try:
@@ -344,16 +436,21 @@ def test_command_serves_and_stops_on_ctrl_c(generator_path, tmp_path):
 
 
 def toasts(page):
-    return [t.inner_text() for t in
-            page.query_selector_all("[data-testid=toast-body]")]
+    return [
+        t.inner_text()
+        for t in page.query_selector_all("[data-testid=toast-body]")
+    ]
 
 
 def test_browser_end_to_end(server, tmp_path, artifacts_dir):
     if not CHROMIUM.exists():
-        pytest.skip(f"{CHROMIUM} is not installed (apt-get install "
-                    "chromium); .ci/run installs it")
-    sync_api = pytest.importorskip("playwright.sync_api",
-                                   reason="playwright is not installed")
+        pytest.skip(
+            f"{CHROMIUM} is not installed (apt-get install "
+            "chromium); .ci/run installs it"
+        )
+    sync_api = pytest.importorskip(
+        "playwright.sync_api", reason="playwright is not installed"
+    )
     url = server[0]
     src = photo(tmp_path, size=(150, 100))
     fake = tmp_path / "notes.png"
@@ -361,8 +458,9 @@ def test_browser_end_to_end(server, tmp_path, artifacts_dir):
     big = tmp_path / "big.png"
     big.write_bytes(os.urandom(MAX_FILE_SIZE + 1024))
     with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM),
-                                    args=CHROMIUM_ARGS)
+        browser = p.chromium.launch(
+            executable_path=str(CHROMIUM), args=CHROMIUM_ARGS
+        )
         try:
             page = browser.new_page(viewport={"width": 1280, "height": 1000})
             requests = []
@@ -374,19 +472,23 @@ def test_browser_end_to_end(server, tmp_path, artifacts_dir):
             # An example photo loads with one click.
             page.get_by_text("Example photos").scroll_into_view_if_needed()
             page.locator("img[src*='chelsea.jpg']").first.click()
-            page.wait_for_selector("#photo img[src*='chelsea.jpg']",
-                                   timeout=30_000)
+            page.wait_for_selector(
+                "#photo img[src*='chelsea.jpg']", timeout=30_000
+            )
 
             # A real photo: convert, wait for the download link.
             page.set_input_files(upload, str(src))
             page.click("#convert-image")
-            link = page.wait_for_selector("#download-image a[href]",
-                                          timeout=120_000)
+            link = page.wait_for_selector(
+                "#download-image a[href]", timeout=120_000
+            )
             page.wait_for_selector("#compare img", timeout=30_000)
-            page.screenshot(path=str(artifacts_dir / "app_e2e.png"),
-                            full_page=True)
-            with urllib.request.urlopen(link.get_attribute("href"),
-                                        timeout=30) as response:
+            page.screenshot(
+                path=str(artifacts_dir / "app_e2e.png"), full_page=True
+            )
+            with urllib.request.urlopen(
+                link.get_attribute("href"), timeout=30
+            ) as response:
                 result = np.asarray(Image.open(response).convert("RGB"))
             rgb = read(src)
             assert result.shape == rgb.shape
@@ -398,9 +500,12 @@ def test_browser_end_to_end(server, tmp_path, artifacts_dir):
             page.click("#convert-image")
             page.wait_for_function(
                 "() => document.body.innerText.includes('not an image')",
-                timeout=60_000)
-            assert any("notes.png: not an image (unrecognised format)" in t
-                       for t in toasts(page))
+                timeout=60_000,
+            )
+            assert any(
+                "notes.png: not an image (unrecognised format)" in t
+                for t in toasts(page)
+            )
 
             # An upload over the limit never leaves the browser.
             page.reload(wait_until="domcontentloaded")
@@ -408,11 +513,12 @@ def test_browser_end_to_end(server, tmp_path, artifacts_dir):
             page.set_input_files(upload, str(big))
             page.wait_for_function(
                 "() => document.body.innerText.includes('maximum allowed')",
-                timeout=30_000)
+                timeout=30_000,
+            )
             assert any("big.png" in t for t in toasts(page))
         finally:
             browser.close()
     # Everything came from the app itself: no fonts or scripts from the web.
-    assert all(u.startswith(url) or u.startswith(("data:", "blob:"))
-               for u in requests), [u for u in requests
-                                    if not u.startswith(url)][:5]
+    assert all(
+        u.startswith(url) or u.startswith(("data:", "blob:")) for u in requests
+    ), [u for u in requests if not u.startswith(url)][:5]

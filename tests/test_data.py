@@ -34,8 +34,13 @@ from uegan_tf.testing import write_image_folders
 
 
 def _prepare(tmp_path, photo, style, **kw):
-    cfg = PrepareConfig(out_dir=str(tmp_path / "rec"), photo_dir=str(photo),
-                        style_dir=str(style), workers=1, **kw)
+    cfg = PrepareConfig(
+        out_dir=str(tmp_path / "rec"),
+        photo_dir=str(photo),
+        style_dir=str(style),
+        workers=1,
+        **kw,
+    )
     messages = []
     manifest = prepare_dataset(cfg, log=messages.append)
     return manifest, messages
@@ -51,14 +56,19 @@ def test_round_trip_pixels_shapes_and_ranges(tmp_path):
     # 64x64 sources at the prepared size: the records hold them unresized.
     for i in range(3):
         save_rgb(tmp_path / "p" / f"{i}.png", synthetic_image(64, 64, i))
-        save_rgb(tmp_path / "s" / f"{i}.png",
-                 synthetic_image(64, 64, 10 + i, "anime"))
-    manifest, _ = _prepare(tmp_path, tmp_path / "p", tmp_path / "s",
-                           size=64, min_side=16)
+        save_rgb(
+            tmp_path / "s" / f"{i}.png",
+            synthetic_image(64, 64, 10 + i, "anime"),
+        )
+    manifest, _ = _prepare(
+        tmp_path, tmp_path / "p", tmp_path / "s", size=64, min_side=16
+    )
     assert manifest["photo"]["count"] == 3
     assert manifest["style"]["count"] == 3
-    by_name = {e["source"].numpy().decode(): e
-               for e in _records(tmp_path / "rec", schema.PHOTO)}
+    by_name = {
+        e["source"].numpy().decode(): e
+        for e in _records(tmp_path / "rec", schema.PHOTO)
+    }
     for i in range(3):
         source = load_rgb(tmp_path / "p" / f"{i}.png").astype(np.int32)
         stored = by_name[f"{i}.png"]["image"].numpy().astype(np.int32)
@@ -70,17 +80,21 @@ def test_round_trip_pixels_shapes_and_ranges(tmp_path):
         assert np.abs(stored - source).max() < 40
 
     # The pipeline: full-image crops (crop = size), no flips, in [-1, 1].
-    cfg = DataConfig(records_dir=str(tmp_path / "rec"), crop_size=64,
-                     flip=False, shuffle_buffer=4)
+    cfg = DataConfig(
+        records_dir=str(tmp_path / "rec"),
+        crop_size=64,
+        flip=False,
+        shuffle_buffer=4,
+    )
     batch = next(iter(build_train_dataset(cfg, 2, seed=3)))
-    assert set(batch) == {"photo", "anime", "anime_gray",
-                          "anime_smooth_gray"}
-    for key, value in batch.items():
+    assert set(batch) == {"photo", "anime", "anime_gray", "anime_smooth_gray"}
+    for value in batch.values():
         assert value.shape == (2, 64, 64, 3) and value.dtype == tf.float32
         assert float(tf.reduce_min(value)) >= -1.0
         assert float(tf.reduce_max(value)) <= 1.0
-    sources = [load_rgb(tmp_path / "p" / f"{i}.png") / 127.5 - 1 for i in
-               range(3)]
+    sources = [
+        load_rgb(tmp_path / "p" / f"{i}.png") / 127.5 - 1 for i in range(3)
+    ]
     for img in batch["photo"].numpy():
         err = min(np.abs(img - s).mean() for s in sources)
         assert err < 4.0 / 127.5  # the JPEG error above, in [-1, 1] units
@@ -92,16 +106,20 @@ def test_round_trip_pixels_shapes_and_ranges(tmp_path):
 
 def test_pipeline_crops_flips_and_resizes(tmp_path):
     records = write_fake_records(tmp_path, n_photo=4, n_style=3, size=48)
-    cfg = DataConfig(records_dir=str(records), crop_size=32, short_side=40,
-                     shuffle_buffer=4)
+    cfg = DataConfig(
+        records_dir=str(records), crop_size=32, short_side=40, shuffle_buffer=4
+    )
     ds = build_train_dataset(cfg, 3, seed=1)
     spec = {k: v.shape.as_list() for k, v in ds.element_spec.items()}
-    assert spec == {k: [3, 32, 32, 3] for k in
-                    ("photo", "anime", "anime_gray", "anime_smooth_gray")}
+    assert spec == {
+        k: [3, 32, 32, 3]
+        for k in ("photo", "anime", "anime_gray", "anime_smooth_gray")
+    }
     # The same seed gives the same batches (stateless crops and flips).
     a = [b["photo"].numpy() for b in ds.take(3)]
-    b = [b["photo"].numpy() for b in build_train_dataset(cfg, 3, seed=1)
-         .take(3)]
+    b = [
+        b["photo"].numpy() for b in build_train_dataset(cfg, 3, seed=1).take(3)
+    ]
     for x, y in zip(a, b):
         np.testing.assert_array_equal(x, y)
 
@@ -146,7 +164,7 @@ def test_edge_smoothing_changes_edges_only():
     assert not changed[:, :14].any() and not changed[:, 26:].any()
     # A pixel next to the step: the 5x5 Gaussian (sigma 1.1) weighted sum.
     g = cv2.getGaussianKernel(5, 0)
-    k = (g @ g.T)
+    k = g @ g.T
     # At column 19 the 5 columns 17..21 are 0, 0, 0, 255, 255.
     expected = int(255 * k[:, 3:].sum())
     assert int(out[20, 19, 0]) == expected
@@ -163,10 +181,13 @@ def _write_bad_inputs(folder):
     data = (folder / "full.jpg").read_bytes()
     (folder / "truncated.jpg").write_bytes(data[: len(data) // 3])
     (folder / "text.jpg").write_text("this is not an image\n")
-    cv2.imwrite(str(folder / "deep16.png"),
-                (synthetic_image(80, 96, 2).astype(np.uint16) * 257)[..., ::-1])
-    rgba = np.dstack([synthetic_image(80, 96, 3),
-                      np.full((80, 96), 128, np.uint8)])
+    cv2.imwrite(
+        str(folder / "deep16.png"),
+        (synthetic_image(80, 96, 2).astype(np.uint16) * 257)[..., ::-1],
+    )
+    rgba = np.dstack(
+        [synthetic_image(80, 96, 3), np.full((80, 96), 128, np.uint8)]
+    )
     Image.fromarray(rgba, "RGBA").save(folder / "alpha.png")
     Image.fromarray(synthetic_image(80, 96, 4)[..., 0], "L").save(
         folder / "gray.jpg"
@@ -177,11 +198,14 @@ def _write_bad_inputs(folder):
 def test_bad_inputs_are_skipped_or_converted(tmp_path):
     _write_bad_inputs(tmp_path / "photos")
     _, style = write_image_folders(tmp_path / "x", 0, 2)
-    manifest, messages = _prepare(tmp_path, tmp_path / "photos", style,
-                                  size=64)
+    manifest, messages = _prepare(tmp_path, tmp_path / "photos", style, size=64)
     skipped = {s["source"]: s["reason"] for s in manifest["skipped"]}
-    assert set(skipped) == {"empty.jpg", "truncated.jpg", "text.jpg",
-                            "tiny.png"}
+    assert set(skipped) == {
+        "empty.jpg",
+        "truncated.jpg",
+        "text.jpg",
+        "tiny.png",
+    }
     assert "empty" in skipped["empty.jpg"]
     assert "truncated" in skipped["truncated.jpg"]
     assert "not an image" in skipped["text.jpg"]
@@ -189,8 +213,10 @@ def test_bad_inputs_are_skipped_or_converted(tmp_path):
     assert len(messages) == 4 and all("\n" not in m for m in messages)
     assert manifest["photo"]["count"] == 4  # full, deep16, alpha, gray
     assert manifest["photo"]["skipped"] == 4
-    names = {e["source"].numpy().decode()
-             for e in _records(tmp_path / "rec", schema.PHOTO)}
+    names = {
+        e["source"].numpy().decode()
+        for e in _records(tmp_path / "rec", schema.PHOTO)
+    }
     assert names == {"full.jpg", "deep16.png", "alpha.png", "gray.jpg"}
 
 
@@ -206,9 +232,12 @@ def test_image_modes_are_converted(tmp_path):
     gray = load_rgb(tmp_path / "in" / "gray.jpg")
     assert gray.shape == (80, 96, 3)
     np.testing.assert_array_equal(gray[..., 0], gray[..., 2])
-    for name, reason in (("empty.jpg", "empty"), ("text.jpg", "not an image"),
-                         ("truncated.jpg", "truncated"),
-                         ("missing.jpg", "no such file")):
+    for name, reason in (
+        ("empty.jpg", "empty"),
+        ("text.jpg", "not an image"),
+        ("truncated.jpg", "truncated"),
+        ("missing.jpg", "no such file"),
+    ):
         with pytest.raises(ImageReadError, match=reason):
             load_rgb(tmp_path / "in" / name)
 
@@ -234,24 +263,39 @@ def test_tool_exit_codes_and_one_line_errors(tmp_path):
     photo, style = write_image_folders(tmp_path, 2, 2, size=(64, 64))
     tool = [sys.executable, str(REPO / "tools" / "make_tfrecords.py")]
     bad = subprocess.run(
-        tool + [f"--photo_dir={tmp_path}/missing", f"--style_dir={style}",
-                f"--out_dir={tmp_path}/out"],
-        capture_output=True, text=True, timeout=120,
+        tool
+        + [
+            f"--photo_dir={tmp_path}/missing",
+            f"--style_dir={style}",
+            f"--out_dir={tmp_path}/out",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert bad.returncode == 2
     assert "error: photo folder not found" in bad.stderr
     assert "Traceback" not in bad.stderr
     good = subprocess.run(
-        tool + [f"--photo_dir={photo}", f"--style_dir={style}",
-                f"--out_dir={tmp_path}/out", "--size=32", "--shards=2",
-                "--min_side=16"],
-        capture_output=True, text=True, timeout=120,
+        tool
+        + [
+            f"--photo_dir={photo}",
+            f"--style_dir={style}",
+            f"--out_dir={tmp_path}/out",
+            "--size=32",
+            "--shards=2",
+            "--min_side=16",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert good.returncode == 0, good.stderr
     assert "wrote 2 photos (2 shards) and 2 style images" in good.stdout
     manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
     assert manifest["photo"]["shards"] == [
-        "photo-00000-of-00002.tfrecord", "photo-00001-of-00002.tfrecord"
+        "photo-00000-of-00002.tfrecord",
+        "photo-00001-of-00002.tfrecord",
     ]
     # Edge-smoothed copies were computed and the style mean recorded.
     assert manifest["sources"]["smooth"].startswith("computed")
@@ -282,9 +326,15 @@ def test_smooth_dir_is_used_when_given(tmp_path):
     smooth = tmp_path / "smooth"
     for f in sorted(style.iterdir()):
         save_rgb(smooth / f.name, np.full((64, 64, 3), 200, np.uint8))
-    cfg = PrepareConfig(out_dir=str(tmp_path / "rec"), photo_dir=str(photo),
-                        style_dir=str(style), smooth_dir=str(smooth),
-                        size=64, min_side=16, workers=1)
+    cfg = PrepareConfig(
+        out_dir=str(tmp_path / "rec"),
+        photo_dir=str(photo),
+        style_dir=str(style),
+        smooth_dir=str(smooth),
+        size=64,
+        min_side=16,
+        workers=1,
+    )
     manifest = prepare_dataset(cfg, log=lambda m: None)
     assert manifest["sources"]["smooth"] == str(smooth)
     for ex in _records(tmp_path / "rec", schema.STYLE):
@@ -297,29 +347,42 @@ def test_imagefolder_and_tfds_sources(tmp_path):
     root = tmp_path / "folder"
     for split, n in (("train", 3), ("test", 1)):
         for i in range(n):
-            save_rgb(root / split / "photo" / f"{i}.jpg",
-                     synthetic_image(64, 80, i))
-    cfg = PrepareConfig(out_dir=str(tmp_path / "rec"),
-                        photo_source=f"imagefolder:{root}:train",
-                        style_dir=str(style), size=48, min_side=16, workers=1)
+            save_rgb(
+                root / split / "photo" / f"{i}.jpg", synthetic_image(64, 80, i)
+            )
+    cfg = PrepareConfig(
+        out_dir=str(tmp_path / "rec"),
+        photo_source=f"imagefolder:{root}:train",
+        style_dir=str(style),
+        size=48,
+        min_side=16,
+        workers=1,
+    )
     manifest = prepare_dataset(cfg, log=lambda m: None)
     assert manifest["photo"]["count"] == 3
     assert manifest["sources"]["photo"] == f"imagefolder:{root}:train"
 
     # A TFDS dataset that is not in the local data dir: a clear error, and
     # no download is attempted.
-    missing = PrepareConfig(out_dir=str(tmp_path / "rec2"),
-                            photo_source="tfds:no_such_dataset_xyz",
-                            style_dir=str(style), workers=1,
-                            tfds_data_dir=str(tmp_path / "tfds"))
+    missing = PrepareConfig(
+        out_dir=str(tmp_path / "rec2"),
+        photo_source="tfds:no_such_dataset_xyz",
+        style_dir=str(style),
+        workers=1,
+        tfds_data_dir=str(tmp_path / "tfds"),
+    )
     with pytest.raises(DataPreparationError, match="no_such_dataset_xyz"):
         prepare_dataset(missing, log=lambda m: None)
     # A registered dataset read through TFDS (mocked data, no network).
     with tfds.testing.mock_data(num_examples=4):
-        cfg = PrepareConfig(out_dir=str(tmp_path / "rec3"),
-                            photo_source="tfds:tf_flowers:train",
-                            style_dir=str(style), size=32, min_side=1,
-                            workers=1)
+        cfg = PrepareConfig(
+            out_dir=str(tmp_path / "rec3"),
+            photo_source="tfds:tf_flowers:train",
+            style_dir=str(style),
+            size=32,
+            min_side=1,
+            workers=1,
+        )
         manifest = prepare_dataset(cfg, log=lambda m: None)
     assert manifest["photo"]["count"] == 4
 
@@ -351,8 +414,12 @@ def test_validation_images(tmp_path):
 def test_shared_data_is_written_completely(tmp_path):
     photos = shared_path("data", "train_photo")
     style = shared_path("data", "style_painted")
-    cfg = PrepareConfig(out_dir=str(tmp_path / "rec"), photo_dir=str(photos),
-                        style_dir=str(style), workers=2)
+    cfg = PrepareConfig(
+        out_dir=str(tmp_path / "rec"),
+        photo_dir=str(photos),
+        style_dir=str(style),
+        workers=2,
+    )
     manifest = prepare_dataset(cfg, log=lambda m: None)
     assert manifest["photo"]["count"] == 163
     assert manifest["style"]["count"] == 61

@@ -21,7 +21,7 @@ from uegan_tf.testing import synthetic_image
 
 def _step(shift=0, size=40):
     img = np.zeros((size, size, 3), np.uint8)
-    img[:, size // 2 + shift:] = 255
+    img[:, size // 2 + shift :] = 255
     return img
 
 
@@ -40,7 +40,8 @@ def test_psnr_and_delta_e_by_hand():
     b = np.full((16, 16, 3), 110, np.uint8)
     # Luma differs by exactly 10 everywhere: 20 log10(255 / 10).
     assert metrics.psnr_luma(a, b) == pytest.approx(
-        20 * math.log10(255 / 10), abs=1e-3)
+        20 * math.log10(255 / 10), abs=1e-3
+    )
     black = np.zeros((4, 4, 3), np.uint8)
     white = np.full((4, 4, 3), 255, np.uint8)
     # L* 0 -> 100 with a* = b* = 0: Delta E = 100.
@@ -64,18 +65,27 @@ def test_blur_moves_every_metric_the_expected_way():
     # Gaussian blur weakens them below the thresholds step by step.
     img = synthetic_image(64, 80, 2, "anime")
     same = metrics.content_metrics(img, img)
-    blurs = [metrics.content_metrics(img, cv2.GaussianBlur(img, (0, 0), s))
-             for s in (1.0, 2.0, 4.0)]
+    blurs = [
+        metrics.content_metrics(img, cv2.GaussianBlur(img, (0, 0), s))
+        for s in (1.0, 2.0, 4.0)
+    ]
     for m in blurs:
         assert 15 < m["psnr_y"] < same["psnr_y"]
         assert m["ssim_y"] < same["ssim_y"]
         assert m["sobel_l1"] > same["sobel_l1"]
         assert m["delta_e"] > same["delta_e"]
-    for key, sign in (("psnr_y", -1), ("ssim_y", -1), ("edge_f1", -1),
-                      ("sobel_l1", 1), ("delta_e", 1)):
+    for key, sign in (
+        ("psnr_y", -1),
+        ("ssim_y", -1),
+        ("edge_f1", -1),
+        ("sobel_l1", 1),
+        ("delta_e", 1),
+    ):
         values = [m[key] for m in blurs]
         assert all(sign * (b - a) > 0 for a, b in zip(values, values[1:])), (
-            key, values)
+            key,
+            values,
+        )
     # Measured on this image: F1 0.94 (sigma 1), 0.53 (2), 0.0 (4).
     assert blurs[0]["edge_f1"] > 0.9 and blurs[2]["edge_f1"] == 0.0
 
@@ -96,11 +106,13 @@ def test_fid_and_kid_known_answers():
 
 def test_fid_kid_code_path_with_random_features():
     keras.utils.set_random_seed(1)
-    net = keras.Sequential([
-        keras.Input((32, 32, 3)),
-        keras.layers.Conv2D(8, 3, strides=2, activation="relu"),
-        keras.layers.GlobalAveragePooling2D(),
-    ])
+    net = keras.Sequential(
+        [
+            keras.Input((32, 32, 3)),
+            keras.layers.Conv2D(8, 3, strides=2, activation="relu"),
+            keras.layers.GlobalAveragePooling2D(),
+        ]
+    )
     ext = metrics.FeatureExtractor("model", net, size=32)
     photos = [synthetic_image(40, 50, i) for i in range(12)]
     anime = [synthetic_image(40, 50, 50 + i, "anime") for i in range(12)]
@@ -108,18 +120,24 @@ def test_fid_kid_code_path_with_random_features():
     assert fa.shape == (12, 8)
     assert metrics.fid(fa, fa) < 1e-6
     assert metrics.fid(fa, fb) > 1e-3
-    assert metrics.kid(fa, fb, subsets=2)[0] > metrics.kid(
-        fa, ext(photos), subsets=2)[0]
+    assert (
+        metrics.kid(fa, fb, subsets=2)[0]
+        > metrics.kid(fa, ext(photos), subsets=2)[0]
+    )
 
 
 def test_grid_layout():
     photos = [synthetic_image(30, 60, 1), synthetic_image(60, 30, 2)]
-    outs = {"a": [np.zeros_like(p) for p in photos],
-            "b": [np.full_like(p, 255) for p in photos]}
+    outs = {
+        "a": [np.zeros_like(p) for p in photos],
+        "b": [np.full_like(p, 255) for p in photos],
+    }
     grid = comparison_grid(photos, outs, size=40, pad=4)
     assert grid.shape == (2 * 44 + 4, 3 * 44 + 4, 3)
-    cell = lambda r, c: grid[4 + r * 44:4 + r * 44 + 40,
-                             4 + c * 44:4 + c * 44 + 40]
+
+    def cell(r, c):
+        return grid[4 + r * 44 : 4 + r * 44 + 40, 4 + c * 44 : 4 + c * 44 + 40]
+
     np.testing.assert_array_equal(cell(0, 0), letterbox(photos[0], 40))
     np.testing.assert_array_equal(cell(1, 0), letterbox(photos[1], 40))
     # Model "a" (black output) in column 1, letterboxed on white.
@@ -129,28 +147,40 @@ def test_grid_layout():
 
 def test_parse_models():
     assert parse_models(["painted", "plain=runs/x", " "]) == (
-        ("painted", "painted"), ("plain", "runs/x"))
+        ("painted", "painted"),
+        ("plain", "runs/x"),
+    )
 
 
 def test_evaluate_end_to_end(tmp_path):
     for i in range(2):
-        save_rgb(tmp_path / "photos" / f"p{i}.png",
-                 synthetic_image(36, 44, i))
+        save_rgb(tmp_path / "photos" / f"p{i}.png", synthetic_image(36, 44, i))
     models = []
     for seed, name in ((1, "ue"), (2, "plain")):
         keras.utils.set_random_seed(seed)
         path = tmp_path / f"{name}.keras"
         build_generator(unet=name == "ue").save(path)
         models.append((name, str(path)))
-    summary = evaluate(EvalConfig(models=tuple(models),
-                                  photos=str(tmp_path / "photos"),
-                                  out=str(tmp_path / "out"), features="none",
-                                  grid_size=32), log=lambda m: None)
+    summary = evaluate(
+        EvalConfig(
+            models=tuple(models),
+            photos=str(tmp_path / "photos"),
+            out=str(tmp_path / "out"),
+            features="none",
+            grid_size=32,
+        ),
+        log=lambda m: None,
+    )
     assert [r["model"] for r in summary["rows"]] == ["ue", "plain"]
     assert summary["rows"][0]["params"] == 2_235_712
     assert summary["rows"][1]["params"] == 2_143_552
-    for name in ("results.md", "results.csv", "per_image.csv",
-                 "results.json", "grid.png"):
+    for name in (
+        "results.md",
+        "results.csv",
+        "per_image.csv",
+        "results.json",
+        "grid.png",
+    ):
         assert (tmp_path / "out" / name).exists()
     table = (tmp_path / "out" / "results.md").read_text()
     assert table.splitlines()[0].startswith("| model | params | latency_s")
@@ -159,4 +189,7 @@ def test_evaluate_end_to_end(tmp_path):
     from uegan_tf.image_io import load_rgb
 
     assert load_rgb(tmp_path / "out" / "grid.png").shape == (
-        2 * 36 + 4, 3 * 36 + 4, 3)
+        2 * 36 + 4,
+        3 * 36 + 4,
+        3,
+    )

@@ -125,12 +125,18 @@ def _resize(x, size, align_corners):
 
 def port_forward(sd, x, align_corners=True):
     """The port's Generator.forward in numpy (x: NCHW in [-1, 1])."""
+
     def cnl(prefix, t, k=3, stride=1, pad=None, groups=1):
         if pad is None:
             pad = ((k // 2, k // 2), (k // 2, k // 2))
         t = np.pad(t, ((0, 0), (0, 0), *pad), mode="reflect")
-        t = _conv(t, sd[f"{prefix}.1.weight"], stride, groups,
-                  sd.get(f"{prefix}.1.bias"))
+        t = _conv(
+            t,
+            sd[f"{prefix}.1.weight"],
+            stride,
+            groups,
+            sd.get(f"{prefix}.1.bias"),
+        )
         t = _group_norm(t, sd[f"{prefix}.2.weight"], sd[f"{prefix}.2.bias"])
         return _lrelu(t)
 
@@ -163,14 +169,20 @@ def state_dict():
     return _random_state_dict(0)
 
 
-@pytest.mark.parametrize("mode,shape", [("align_corners", (1, 3, 28, 36)),
-                                        ("align_corners", (1, 3, 27, 33)),
-                                        ("half_pixel", (1, 3, 28, 36))])
+@pytest.mark.parametrize(
+    "mode,shape",
+    [
+        ("align_corners", (1, 3, 28, 36)),
+        ("align_corners", (1, 3, 27, 33)),
+        ("half_pixel", (1, 3, 28, 36)),
+    ],
+)
 def test_pytorch_state_dict_matches_the_port(state_dict, mode, shape):
     x = np.random.default_rng(1).uniform(-1, 1, shape).astype(np.float32)
     expected = port_forward(
         {k: v.astype(np.float64) for k, v in state_dict.items()},
-        x.astype(np.float64), align_corners=(mode == "align_corners"),
+        x.astype(np.float64),
+        align_corners=(mode == "align_corners"),
     )
     g = importers.convert_pytorch_weights(state_dict, upsample=mode)
     assert g.norm_epsilon == 1e-5 and g.upsample == mode
@@ -220,6 +232,7 @@ def _write_torch_zip(path, tensors):
     OrderedDict())` with storages as persistent ids
     `("storage", torch.FloatStorage, key, "cpu", numel)`.
     """
+
     def unicode(s):
         b = s.encode()
         return b"X" + struct.pack("<I", len(b)) + b
@@ -237,9 +250,18 @@ def _write_torch_zip(path, tensors):
         strides = [s // 4 for s in arr.strides]
         out.write(unicode(name))
         out.write(b"ctorch._utils\n_rebuild_tensor_v2\n(")
-        out.write(tup([unicode("storage"), b"ctorch\nFloatStorage\n",
-                       unicode(str(key)), unicode("cpu"),
-                       binint(arr.size)]) + b"Q")  # BINPERSID
+        out.write(
+            tup(
+                [
+                    unicode("storage"),
+                    b"ctorch\nFloatStorage\n",
+                    unicode(str(key)),
+                    unicode("cpu"),
+                    binint(arr.size),
+                ]
+            )
+            + b"Q"
+        )  # BINPERSID
         out.write(binint(0))
         out.write(tup([binint(s) for s in arr.shape]))
         out.write(tup([binint(s) for s in strides]))
@@ -250,8 +272,10 @@ def _write_torch_zip(path, tensors):
     with zipfile.ZipFile(path, "w") as zf:
         zf.writestr("archive/data.pkl", out.getvalue())
         for key, arr in enumerate(tensors.values()):
-            zf.writestr(f"archive/data/{key}",
-                        np.ascontiguousarray(arr, "<f4").tobytes())
+            zf.writestr(
+                f"archive/data/{key}",
+                np.ascontiguousarray(arr, "<f4").tobytes(),
+            )
     return path
 
 
@@ -291,9 +315,16 @@ def test_import_tool_registers_a_style(tmp_path, state_dict, monkeypatch):
     path = _write_torch_zip(tmp_path / "face.pt", state_dict)
     env = dict(__import__("os").environ, UEGAN_HOME=str(tmp_path / "home"))
     run = subprocess.run(
-        [sys.executable, str(REPO / "tools" / "import_animeganv2.py"),
-         f"--source={path}", "--name=face"],
-        capture_output=True, text=True, env=env, timeout=300,
+        [
+            sys.executable,
+            str(REPO / "tools" / "import_animeganv2.py"),
+            f"--source={path}",
+            "--name=face",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
     )
     assert run.returncode == 0, run.stderr[-1500:]
     assert "upsample=align_corners" in run.stdout
@@ -301,9 +332,15 @@ def test_import_tool_registers_a_style(tmp_path, state_dict, monkeypatch):
     g, info = load_generator("face")
     assert g.upsample == "align_corners" and g.norm_epsilon == 1e-5
     bad = subprocess.run(
-        [sys.executable, str(REPO / "tools" / "import_animeganv2.py"),
-         f"--source={tmp_path}/missing.pt"],
-        capture_output=True, text=True, env=env, timeout=300,
+        [
+            sys.executable,
+            str(REPO / "tools" / "import_animeganv2.py"),
+            f"--source={tmp_path}/missing.pt",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
     )
     assert bad.returncode == 2 and "error: no such file" in bad.stderr
 
@@ -323,5 +360,6 @@ def test_official_checkpoint_through_the_stylize_path(tmp_path):
     g.save(path)
     again, _ = load_generator(str(path))
     x = vectors["input/random_64x48"]
-    assert np.abs(again(x).numpy() - vectors["output/random_64x48"]).max() \
-        <= 1e-4
+    assert (
+        np.abs(again(x).numpy() - vectors["output/random_64x48"]).max() <= 1e-4
+    )

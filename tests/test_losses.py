@@ -38,8 +38,10 @@ def test_lsgan_discriminator_loss_by_hand():
     np.testing.assert_allclose(t["total"], [0.85 + 0.425 + 3.4 + 1.0])
     # The optimum: real -> 1, the three negatives -> 0.
     zero = losses.lsgan_discriminator_loss(
-        tf.ones([2, 3, 3, 1]), tf.zeros([2, 3, 3, 1]),
-        tf.zeros([2, 3, 3, 1]), tf.zeros([2, 3, 3, 1]),
+        tf.ones([2, 3, 3, 1]),
+        tf.zeros([2, 3, 3, 1]),
+        tf.zeros([2, 3, 3, 1]),
+        tf.zeros([2, 3, 3, 1]),
     )
     np.testing.assert_array_equal(zero["total"], [0.0, 0.0])
 
@@ -112,7 +114,8 @@ def test_edge_loss_by_hand():
     m = losses.sobel_magnitude(losses.luminance(photo))[0, :, :, 0]
     eps = math.sqrt(1e-6)
     np.testing.assert_allclose(
-        m[0], [eps, math.sqrt(16 + 1e-6), math.sqrt(16 + 1e-6), eps],
+        m[0],
+        [eps, math.sqrt(16 + 1e-6), math.sqrt(16 + 1e-6), eps],
         rtol=1e-5,
     )
     expected = (math.sqrt(16 + 1e-6) - eps) * 2 / 4
@@ -122,7 +125,8 @@ def test_edge_loss_by_hand():
     np.testing.assert_array_equal(losses.edge_loss(photo, photo), [0.0])
     # Luminance only: a hue change at equal luma costs nothing.
     np.testing.assert_allclose(
-        losses.luminance(tf.constant([[[[1.0, 1.0, 1.0]]]])), [[[[1.0]]]],
+        losses.luminance(tf.constant([[[[1.0, 1.0, 1.0]]]])),
+        [[[[1.0]]]],
         rtol=1e-6,
     )
 

@@ -42,8 +42,9 @@ def test_parameter_counts(plain, ue):
     assert ue.count_params() - plain.count_params() == 92_160
 
 
-@pytest.mark.parametrize("shape", [(2, 32, 32), (1, 64, 48), (1, 30, 18),
-                                   (1, 33, 21)])
+@pytest.mark.parametrize(
+    "shape", [(2, 32, 32), (1, 64, 48), (1, 30, 18), (1, 33, 21)]
+)
 def test_generator_output_shape_and_range(ue, shape):
     x = tf.random.uniform((*shape, 3), -1.0, 1.0, seed=0)
     y = ue(x)
@@ -70,9 +71,7 @@ def test_internal_padding_equals_explicit_reflect_pad_and_crop(plain):
     # inside the model and cropped back.
     x = tf.random.uniform((1, 30, 26, 3), -1.0, 1.0, seed=3)
     padded = tf.pad(x, [[0, 0], [0, 2], [0, 2], [0, 0]], mode="REFLECT")
-    np.testing.assert_allclose(
-        plain(x), plain(padded)[:, :30, :26], atol=1e-6
-    )
+    np.testing.assert_allclose(plain(x), plain(padded)[:, :30, :26], atol=1e-6)
 
 
 def test_ue_at_initialisation_equals_plain(plain):

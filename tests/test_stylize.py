@@ -67,8 +67,9 @@ def test_tile_layout():
 
 
 def test_tiled_matches_untiled(model_path, stylizer):
-    img = np.asarray(Image.open(REPO / "uegan_tf" / "examples" /
-                                "coffee.jpg"))[:224, :320]
+    img = np.asarray(Image.open(REPO / "uegan_tf" / "examples" / "coffee.jpg"))[
+        :224, :320
+    ]
     full = stylizer(img).astype(np.float64)
     # Whole-image statistics (the image is below stats_side): tiles are
     # normalised exactly as the untiled pass.
@@ -81,15 +82,17 @@ def test_tiled_matches_untiled(model_path, stylizer):
     # than the untiled one does there (+ a small tolerance).
     for y in tile_starts(224, 128, 32)[1:]:
         for c in (y + 8, y + 16, y + 24):  # inside the blending band
-            jump_t = np.abs(np.diff(tiled[c - 1:c + 1].astype(float),
-                                    axis=0)).mean()
-            jump_f = np.abs(np.diff(full[c - 1:c + 1], axis=0)).mean()
+            jump_t = np.abs(
+                np.diff(tiled[c - 1 : c + 1].astype(float), axis=0)
+            ).mean()
+            jump_f = np.abs(np.diff(full[c - 1 : c + 1], axis=0)).mean()
             assert jump_t <= jump_f + 2.0
     # Tile-local statistics are what makes naive tiling drift.
     naive = Stylizer(model_path, tile=128, overlap=32)
     naive.generator = None  # forces the per-tile statistics path
     naive_psnr = 10 * np.log10(
-        255**2 / np.mean((full - naive(img))[16:-16, 16:-16] ** 2))
+        255**2 / np.mean((full - naive(img))[16:-16, 16:-16] ** 2)
+    )
     assert naive_psnr < psnr
 
 
@@ -109,8 +112,7 @@ def test_max_side_and_brightness(model_path):
     assert abs((out @ luma).mean() - (small @ luma).mean()) < 1.0
     # A black output is left alone (no division by zero).
     black = np.zeros((8, 8, 3), np.uint8)
-    np.testing.assert_array_equal(match_brightness(black, img[:8, :8]),
-                                  black)
+    np.testing.assert_array_equal(match_brightness(black, img[:8, :8]), black)
 
 
 def test_temporal_blend_keeps_static_regions_and_follows_motion():
@@ -125,12 +127,20 @@ def test_temporal_blend_keeps_static_regions_and_follows_motion():
 
 
 def _make_clip(path, frames=12, audio=True, size="64x48", rate=8):
-    cmd = [FFMPEG, "-y", "-hide_banner", "-loglevel", "error", "-f", "lavfi",
-           "-i", f"testsrc=size={size}:rate={rate}"]
+    cmd = [
+        FFMPEG,
+        "-y",
+        "-hide_banner",
+        "-loglevel",
+        "error",
+        "-f",
+        "lavfi",
+        "-i",
+        f"testsrc=size={size}:rate={rate}",
+    ]
     if audio:
         cmd += ["-f", "lavfi", "-i", "sine=frequency=440"]
-    cmd += ["-frames:v", str(frames), "-c:v", "libx264", "-pix_fmt",
-            "yuv420p"]
+    cmd += ["-frames:v", str(frames), "-c:v", "libx264", "-pix_fmt", "yuv420p"]
     if audio:
         cmd += ["-c:a", "aac", "-shortest"]
     subprocess.run(cmd + [str(path)], check=True, capture_output=True)
@@ -140,8 +150,13 @@ def _make_clip(path, frames=12, audio=True, size="64x48", rate=8):
 def test_video_keeps_frames_fps_and_audio(tmp_path, model_path):
     src = _make_clip(tmp_path / "clip.mov", frames=12)
     frames_in, _ = imageio_ffmpeg.count_frames_and_secs(str(src))
-    cfg = StylizeConfig(inputs=(str(src),), out_dir=str(tmp_path / "out"),
-                        model=model_path, batch=5, temporal_smoothing=0.5)
+    cfg = StylizeConfig(
+        inputs=(str(src),),
+        out_dir=str(tmp_path / "out"),
+        model=model_path,
+        batch=5,
+        temporal_smoothing=0.5,
+    )
     assert run(cfg, log=lambda m: None, progress=False) == 0
     out = tmp_path / "out" / "clip.mp4"
     frames_out, _ = imageio_ffmpeg.count_frames_and_secs(str(out))
@@ -151,8 +166,12 @@ def test_video_keeps_frames_fps_and_audio(tmp_path, model_path):
     assert (info["width"], info["height"]) == (64, 48)
     # Side by side doubles the width; a clip without audio stays silent.
     silent = _make_clip(tmp_path / "silent.mp4", frames=5, audio=False)
-    cfg = StylizeConfig(inputs=(str(silent),), out_dir=str(tmp_path / "sbs"),
-                        model=model_path, side_by_side=True)
+    cfg = StylizeConfig(
+        inputs=(str(silent),),
+        out_dir=str(tmp_path / "sbs"),
+        model=model_path,
+        side_by_side=True,
+    )
     assert run(cfg, log=lambda m: None, progress=False) == 0
     info = probe(tmp_path / "sbs" / "silent.mp4")
     assert not info["has_audio"] and info["width"] == 128
@@ -164,36 +183,65 @@ def test_bad_inputs_one_line_each_others_processed(tmp_path, model_path):
     (inp / "corrupt.jpg").write_bytes(b"\xff\xd8\xff\xe0garbage")
     (inp / "notes.png").write_text("plain text")
     (inp / "empty.mp4").write_bytes(b"")
-    subprocess.run([FFMPEG, "-y", "-loglevel", "error", "-f", "lavfi", "-i",
-                    "sine=frequency=300", "-t", "0.5", "-c:a", "aac",
-                    str(inp / "audio_only.mp4")], check=True)
-    cmd = [sys.executable, "-m", "uegan_tf.stylize", str(inp),
-           str(tmp_path / "missing.jpg"), f"--model={model_path}",
-           f"--out_dir={tmp_path / 'out'}"]
-    res = subprocess.run(cmd, capture_output=True, text=True, timeout=300,
-                         cwd=REPO)
+    subprocess.run(
+        [
+            FFMPEG,
+            "-y",
+            "-loglevel",
+            "error",
+            "-f",
+            "lavfi",
+            "-i",
+            "sine=frequency=300",
+            "-t",
+            "0.5",
+            "-c:a",
+            "aac",
+            str(inp / "audio_only.mp4"),
+        ],
+        check=True,
+    )
+    cmd = [
+        sys.executable,
+        "-m",
+        "uegan_tf.stylize",
+        str(inp),
+        str(tmp_path / "missing.jpg"),
+        f"--model={model_path}",
+        f"--out_dir={tmp_path / 'out'}",
+    ]
+    res = subprocess.run(
+        cmd, capture_output=True, text=True, timeout=300, cwd=REPO
+    )
     assert res.returncode == 1
     assert "Traceback" not in res.stderr
-    errors = [line for line in res.stderr.splitlines()
-              if line.startswith("error:")]
+    errors = [
+        line for line in res.stderr.splitlines() if line.startswith("error:")
+    ]
     assert len(errors) == 5, res.stderr
     text = "\n".join(errors)
     assert "missing.jpg: no such file" in text
     assert "corrupt.jpg: corrupt or truncated" in text
     assert "notes.png: not an image" in text
     assert "empty.mp4: not a readable video" in text or (
-        "empty.mp4: no video stream" in text)
+        "empty.mp4: no video stream" in text
+    )
     assert "audio_only.mp4: no video stream" in text
     assert load_rgb(tmp_path / "out" / "in" / "good.png").shape == (40, 52, 3)
 
     # Existing outputs are neither overwritten nor silently skipped...
-    again = subprocess.run(cmd[:4] + cmd[5:], capture_output=True, text=True,
-                           timeout=300, cwd=REPO)
+    again = subprocess.run(
+        cmd[:4] + cmd[5:], capture_output=True, text=True, timeout=300, cwd=REPO
+    )
     assert again.returncode == 1 and "exists (use --overwrite" in again.stderr
     # ...unless asked.
-    skip = subprocess.run(cmd[:4] + cmd[5:] + ["--skip_existing"],
-                          capture_output=True, text=True, timeout=300,
-                          cwd=REPO)
+    skip = subprocess.run(
+        cmd[:4] + cmd[5:] + ["--skip_existing"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=REPO,
+    )
     # (the four bad files still fail; the good one is skipped, not an error)
     assert skip.returncode == 1 and "skip (exists)" in skip.stdout
     assert "exists (use" not in skip.stderr
@@ -201,9 +249,13 @@ def test_bad_inputs_one_line_each_others_processed(tmp_path, model_path):
     # An output folder that cannot be created: one line, exit 2.
     (tmp_path / "file").write_text("x")
     bad_out = subprocess.run(
-        cmd[:4] + [f"--model={model_path}",
-                   f"--out_dir={tmp_path / 'file' / 'sub'}"],
-        capture_output=True, text=True, timeout=300, cwd=REPO)
+        cmd[:4]
+        + [f"--model={model_path}", f"--out_dir={tmp_path / 'file' / 'sub'}"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=REPO,
+    )
     assert bad_out.returncode == 2
     last = bad_out.stderr.strip().splitlines()[-1]
     assert last.startswith("error:") and "file" in last
@@ -212,9 +264,20 @@ def test_bad_inputs_one_line_each_others_processed(tmp_path, model_path):
 
 def test_unknown_style_is_a_clear_error(tmp_path):
     res = subprocess.run(
-        [sys.executable, "-m", "uegan_tf.cli", "stylize", "--style=nope",
-         "--examples", f"--out_dir={tmp_path}"],
-        capture_output=True, text=True, timeout=300, cwd=REPO)
+        [
+            sys.executable,
+            "-m",
+            "uegan_tf.cli",
+            "stylize",
+            "--style=nope",
+            "--examples",
+            f"--out_dir={tmp_path}",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=REPO,
+    )
     assert res.returncode == 2
     assert "unknown style 'nope'" in res.stderr
     assert "Traceback" not in res.stderr
@@ -233,9 +296,14 @@ def test_large_image_runs_in_bounded_memory(tmp_path, model_path):
         "assert out.shape == (3000, 4000, 3)\n"
         "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)\n"
     )
-    res = subprocess.run([sys.executable, "-c", script], capture_output=True,
-                         text=True, timeout=3600, cwd=REPO,
-                         env=dict(os.environ, PYTHONPATH=str(REPO)))
+    res = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        timeout=3600,
+        cwd=REPO,
+        env=dict(os.environ, PYTHONPATH=str(REPO)),
+    )
     assert res.returncode == 0, res.stderr[-2000:]
     peak_mb = int(res.stdout.strip().splitlines()[-1]) / 1024
     # Untiled, the 32/64-channel full-resolution activations alone would

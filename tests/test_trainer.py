@@ -18,7 +18,6 @@ from uegan_tf import flags as uflags
 from uegan_tf.testing import tiny_train_config
 from uegan_tf.testing import write_fake_records
 from uegan_tf.trainer import GAN
-from uegan_tf.trainer import INIT
 from uegan_tf.trainer import Trainer
 from uegan_tf.trainer import TrainingDivergedError
 from uegan_tf.trainer import load_generator_from_workdir
@@ -26,8 +25,9 @@ from uegan_tf.trainer import load_generator_from_workdir
 
 @pytest.fixture(scope="module")
 def records(tmp_path_factory):
-    return write_fake_records(tmp_path_factory.mktemp("data"), n_photo=6,
-                              n_style=4, size=40)
+    return write_fake_records(
+        tmp_path_factory.mktemp("data"), n_photo=6, n_style=4, size=40
+    )
 
 
 def _weights(model):
@@ -35,16 +35,19 @@ def _weights(model):
 
 
 def _changed(before, model):
-    return sum(not np.array_equal(b, w.numpy())
-               for b, w in zip(before, model.trainable_weights))
+    return sum(
+        not np.array_equal(b, w.numpy())
+        for b, w in zip(before, model.trainable_weights)
+    )
 
 
 def _quiet(**kw):
     return dict(progress=False, log=lambda m: None, **kw)
 
 
-def test_two_replica_gan_step_updates_both_models(tmp_path, records,
-                                                  two_replicas):
+def test_two_replica_gan_step_updates_both_models(
+    tmp_path, records, two_replicas
+):
     strategy = two_replicas
     cfg = tiny_train_config(tmp_path / "w", records, batch_size=4)
     trainer = Trainer(cfg, strategy=strategy, **_quiet())
@@ -54,9 +57,18 @@ def test_two_replica_gan_step_updates_both_models(tmp_path, records,
     metrics = trainer.gan_fn(trainer.iterator)
     metrics = {k: float(v) for k, v in metrics.items()}
     assert all(np.isfinite(v) for v in metrics.values())
-    for key in ("loss/g/adv", "loss/g/content", "loss/g/style",
-                "loss/g/color", "loss/g/tv", "loss/g/edge", "loss/d/real",
-                "loss/d/fake", "loss/d/gray", "loss/d/smooth"):
+    for key in (
+        "loss/g/adv",
+        "loss/g/content",
+        "loss/g/style",
+        "loss/g/color",
+        "loss/g/tv",
+        "loss/g/edge",
+        "loss/d/real",
+        "loss/d/fake",
+        "loss/d/gray",
+        "loss/d/smooth",
+    ):
         assert key in metrics
     # Every generator and discriminator variable moved.
     assert _changed(g0, trainer.generator) == len(g0)
@@ -68,22 +80,33 @@ def test_two_replica_gan_step_updates_both_models(tmp_path, records,
     assert int(trainer.step.numpy()) == 1
 
 
-def test_global_batch_reduction_matches_single_replica(tmp_path, records,
-                                                      two_replicas):
+def test_global_batch_reduction_matches_single_replica(
+    tmp_path, records, two_replicas
+):
     """2 replicas x 2 examples give the same means as 1 x 4."""
     cfg = tiny_train_config(tmp_path / "a", records, batch_size=4)
     batch = next(iter(Trainer(cfg, **_quiet()).iterator))
     results = []
-    for n, strategy in ((1, tf.distribute.MirroredStrategy(["/cpu:0"])),
-                        (2, two_replicas)):
-        trainer = Trainer(tiny_train_config(tmp_path / str(n),
-                                            records, batch_size=4),
-                          strategy=strategy, **_quiet())
-        it = iter(strategy.experimental_distribute_dataset(
-            tf.data.Dataset.from_tensors(batch)))
+    for n, strategy in (
+        (1, tf.distribute.MirroredStrategy(["/cpu:0"])),
+        (2, two_replicas),
+    ):
+        trainer = Trainer(
+            tiny_train_config(tmp_path / str(n), records, batch_size=4),
+            strategy=strategy,
+            **_quiet(),
+        )
+        it = iter(
+            strategy.experimental_distribute_dataset(
+                tf.data.Dataset.from_tensors(batch)
+            )
+        )
         results.append({k: float(v) for k, v in trainer.init_fn(it).items()})
-    np.testing.assert_allclose(results[0]["loss/init/content"],
-                               results[1]["loss/init/content"], rtol=1e-5)
+    np.testing.assert_allclose(
+        results[0]["loss/init/content"],
+        results[1]["loss/init/content"],
+        rtol=1e-5,
+    )
 
 
 def test_init_phase_reduces_content_loss_on_a_fixed_batch(tmp_path, records):
@@ -93,15 +116,22 @@ def test_init_phase_reduces_content_loss_on_a_fixed_batch(tmp_path, records):
     trainer = Trainer(cfg, **_quiet())
     batch = next(trainer.iterator)
     fixed = iter(tf.data.Dataset.from_tensors(batch).repeat())
-    losses = [float(trainer.init_fn(fixed)["loss/init/content"])
-              for _ in range(40)]
+    losses = [
+        float(trainer.init_fn(fixed)["loss/init/content"]) for _ in range(40)
+    ]
     assert np.mean(losses[-5:]) < 0.8 * np.mean(losses[:2]), losses
 
 
 def test_resume_equals_uninterrupted_run(tmp_path, records):
     def run(workdir, stop_at=None):
-        cfg = tiny_train_config(workdir, records, steps_per_epoch=2,
-                                epochs=3, init_epochs=1, checkpoint_every=2)
+        cfg = tiny_train_config(
+            workdir,
+            records,
+            steps_per_epoch=2,
+            epochs=3,
+            init_epochs=1,
+            checkpoint_every=2,
+        )
         trainer = Trainer(cfg, **_quiet())
         if stop_at is not None:
             trainer.total_steps = stop_at  # stop early, like a kill
@@ -122,8 +152,9 @@ def test_resume_equals_uninterrupted_run(tmp_path, records):
     assert result2["step"] == 6 and result2["phase"] == "gan"
     assert int(second.phase.numpy()) == GAN
     # Same data order (iterator in the checkpoint), same updates.
-    for a, b in zip(full.generator.trainable_weights,
-                    second.generator.trainable_weights):
+    for a, b in zip(
+        full.generator.trainable_weights, second.generator.trainable_weights
+    ):
         np.testing.assert_allclose(a.numpy(), b.numpy(), atol=1e-4)
 
 
@@ -132,18 +163,27 @@ def test_outputs_checkpoints_tensorboard_samples(tmp_path, records):
     Trainer(cfg, **_quiet()).train()
     w = tmp_path / "w"
     assert sorted(os.listdir(w / "checkpoints")) == [
-        "checkpoint", "ckpt-2.data-00000-of-00001", "ckpt-2.index",
-        "ckpt-4.data-00000-of-00001", "ckpt-4.index",
+        "checkpoint",
+        "ckpt-2.data-00000-of-00001",
+        "ckpt-2.index",
+        "ckpt-4.data-00000-of-00001",
+        "ckpt-4.index",
     ]
     events = glob.glob(str(w / "tensorboard" / "events.out.tfevents.*"))
     assert len(events) == 1
     tags = set()
     for event in tf.compat.v1.train.summary_iterator(events[0]):
         tags |= {v.tag for v in event.summary.value}
-    assert {"loss/init/content", "loss/g/adv", "loss/g/edge", "loss/d/smooth",
-            "samples/val"} <= tags
+    assert {
+        "loss/init/content",
+        "loss/g/adv",
+        "loss/g/edge",
+        "loss/d/smooth",
+        "samples/val",
+    } <= tags
     assert sorted(os.listdir(w / "samples")) == [
-        "step_0000002.png", "step_0000004.png"
+        "step_0000002.png",
+        "step_0000004.png",
     ]
     generator, info = load_generator_from_workdir(w)
     assert info["step"] == 4 and generator.unet
@@ -158,16 +198,19 @@ def test_nan_loss_stops_with_step_and_term(tmp_path, records):
     trainer = Trainer(cfg, **_quiet())
     trainer.train()  # 4 good steps, checkpoints 1..4 (3 kept)
     good = trainer.manager.latest_checkpoint
-    bigger = tiny_train_config(tmp_path / "w", records, epochs=3,
-                               checkpoint_every=1)
+    bigger = tiny_train_config(
+        tmp_path / "w", records, epochs=3, checkpoint_every=1
+    )
     trainer = Trainer(bigger, **_quiet())
     trainer.restore()
     batch = next(trainer.iterator)
     nan_batch = dict(batch, photo=batch["photo"] * np.nan)
     trainer.iterator = iter(tf.data.Dataset.from_tensors(nan_batch).repeat())
     trainer.restore = lambda: int(trainer.step.numpy())
-    with pytest.raises(TrainingDivergedError,
-                       match=r"loss/g/\w+ became nan at step 5 \(gan phase\)"):
+    with pytest.raises(
+        TrainingDivergedError,
+        match=r"loss/g/\w+ became nan at step 5 \(gan phase\)",
+    ):
         trainer.train()
     assert trainer.manager.latest_checkpoint == good
 
@@ -175,8 +218,10 @@ def test_nan_loss_stops_with_step_and_term(tmp_path, records):
 def test_refuses_a_workdir_of_another_architecture(tmp_path, records):
     Trainer(tiny_train_config(tmp_path / "w", records), **_quiet()).train()
     with pytest.raises(ValueError, match="unet=True"):
-        Trainer(tiny_train_config(tmp_path / "w", records,
-                                  model={"unet": False}), **_quiet())
+        Trainer(
+            tiny_train_config(tmp_path / "w", records, model={"unet": False}),
+            **_quiet(),
+        )
 
 
 def test_mixed_precision_step_is_finite(tmp_path, records):
@@ -207,8 +252,12 @@ def _parse_flagfile(path):
 
 
 @pytest.mark.parametrize(
-    "name", sorted(p.name for p in (REPO / "configs").glob("*.flags")
-                   if p.name != "base.flags")
+    "name",
+    sorted(
+        p.name
+        for p in (REPO / "configs").glob("*.flags")
+        if p.name != "base.flags"
+    ),
 )
 def test_every_config_parses(name, monkeypatch):
     monkeypatch.chdir(REPO)  # nested flagfile paths are repo-relative
@@ -216,15 +265,25 @@ def test_every_config_parses(name, monkeypatch):
         cfg = _parse_flagfile(f"configs/{name}")
     assert cfg.workdir and cfg.data.records_dir
     if name == "hayao.flags":
-        assert (cfg.loss.content, cfg.loss.style, cfg.loss.color,
-                cfg.loss.tv) == (1.5, 2.5, 15, 1)
+        assert (
+            cfg.loss.content,
+            cfg.loss.style,
+            cfg.loss.color,
+            cfg.loss.tv,
+        ) == (1.5, 2.5, 15, 1)
         assert (cfg.loss.d_real, cfg.loss.d_smooth) == (1.2, 0.8)
     if name == "shinkai.flags":
         assert (cfg.loss.content, cfg.loss.style, cfg.loss.color) == (
-            1.2, 2.0, 10)
+            1.2,
+            2.0,
+            10,
+        )
     if name == "paprika.flags":
         assert (cfg.loss.style, cfg.loss.color, cfg.loss.d_smooth) == (
-            0.6, 50, 0.005)
+            0.6,
+            50,
+            0.005,
+        )
     if name == "smoke.flags":
         assert cfg.data.crop_size == 32 and cfg.model.vgg_weights == "none"
     assert cfg.optim.beta_1 == 0.5 and cfg.loss.g_adv == 300
@@ -235,8 +294,14 @@ def test_flagfiles_compose_and_command_line_wins(monkeypatch):
     with flagsaver.flagsaver():
         uflags.define_train_flags()
         flags.FLAGS.unparse_flags()
-        flags.FLAGS(["train", "--flagfile=configs/hayao.flags",
-                     "--style_weight=9", "--nounet"])
+        flags.FLAGS(
+            [
+                "train",
+                "--flagfile=configs/hayao.flags",
+                "--style_weight=9",
+                "--nounet",
+            ]
+        )
         cfg = uflags.train_config_from_flags()
     assert cfg.loss.style == 9 and not cfg.model.unet
     assert cfg.epochs == 101  # from base.flags through hayao.flags
@@ -252,14 +317,26 @@ def test_invalid_values_name_the_flag(tmp_path, records):
 
 
 def _train_cmd(records, workdir, *extra):
-    return [sys.executable, "-m", "uegan_tf.train",
-            "--flagfile=configs/smoke.flags", f"--records_dir={records}",
-            f"--val_dir={records}", f"--workdir={workdir}", *extra]
+    return [
+        sys.executable,
+        "-m",
+        "uegan_tf.train",
+        "--flagfile=configs/smoke.flags",
+        f"--records_dir={records}",
+        f"--val_dir={records}",
+        f"--workdir={workdir}",
+        *extra,
+    ]
 
 
 def test_smoke_config_end_to_end(tmp_path, records):
-    run = subprocess.run(_train_cmd(records, tmp_path / "smoke"), cwd=REPO,
-                         capture_output=True, text=True, timeout=300)
+    run = subprocess.run(
+        _train_cmd(records, tmp_path / "smoke"),
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert run.returncode == 0, run.stderr[-2000:]
     assert "done: step 4 (gan phase)" in run.stdout
     w = tmp_path / "smoke"
@@ -273,25 +350,41 @@ def test_smoke_config_end_to_end(tmp_path, records):
 def test_sigterm_saves_and_kill9_resumes(tmp_path, records):
     w = tmp_path / "run"
     extra = ["--epochs=40", "--checkpoint_every=3"]
-    proc = subprocess.Popen(_train_cmd(records, w, *extra), cwd=REPO,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True)
-    _wait_for(lambda: (w / "metrics.jsonl").exists() and len(
-        (w / "metrics.jsonl").read_text().splitlines()) >= 4)
+    proc = subprocess.Popen(
+        _train_cmd(records, w, *extra),
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    _wait_for(
+        lambda: (
+            (w / "metrics.jsonl").exists()
+            and len((w / "metrics.jsonl").read_text().splitlines()) >= 4
+        )
+    )
     proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 130
     assert "Run the same command to resume" in err
     # kill -9 at arbitrary moments: every restart resumes cleanly.
     for delay in (6.0, 9.5, 13.0):
-        proc = subprocess.Popen(_train_cmd(records, w, *extra), cwd=REPO,
-                                stdout=subprocess.DEVNULL,
-                                stderr=subprocess.DEVNULL)
+        proc = subprocess.Popen(
+            _train_cmd(records, w, *extra),
+            cwd=REPO,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         time.sleep(delay)
         proc.kill()
         proc.wait()
-    run = subprocess.run(_train_cmd(records, w, *extra), cwd=REPO,
-                         capture_output=True, text=True, timeout=600)
+    run = subprocess.run(
+        _train_cmd(records, w, *extra),
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert run.returncode == 0, run.stderr[-2000:]
     assert "done: step 80 (gan phase)" in run.stdout
     assert "resumed from" in run.stdout

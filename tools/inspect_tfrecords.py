@@ -14,8 +14,9 @@ import _bootstrap  # noqa: F401
 from absl import app
 from absl import flags
 
-flags.DEFINE_string("sheet", None, "Contact sheet PNG (default: "
-                    "DIR/contact_sheet.png).")
+flags.DEFINE_string(
+    "sheet", None, "Contact sheet PNG (default: DIR/contact_sheet.png)."
+)
 flags.DEFINE_integer("num", 6, "Examples per row.")
 FLAGS = flags.FLAGS
 
@@ -36,18 +37,24 @@ def main(argv):
         return 2
     ok = True
     for kind, d in info.items():
-        match = "" if d["count"] == d["manifest_count"] else (
-            f"  MISMATCH: manifest says {d['manifest_count']}"
+        match = (
+            ""
+            if d["count"] == d["manifest_count"]
+            else (f"  MISMATCH: manifest says {d['manifest_count']}")
         )
         ok &= not match
-        print(f"{kind:>5}: {d['count']} records in {d['shards']} shards, "
-              f"H {d['height'][0]}-{d['height'][1]}, "
-              f"W {d['width'][0]}-{d['width'][1]}, "
-              f"pixels {d['min']}-{d['max']} (uint8){match}")
+        print(
+            f"{kind:>5}: {d['count']} records in {d['shards']} shards, "
+            f"H {d['height'][0]}-{d['height'][1]}, "
+            f"W {d['width'][0]}-{d['width'][1]}, "
+            f"pixels {d['min']}-{d['max']} (uint8){match}"
+        )
     sheet = FLAGS.sheet or f"{records}/contact_sheet.png"
     save_rgb(sheet, contact_sheet(records, FLAGS.num))
-    print(f"contact sheet (rows: photo, style, style gray, smoothed gray): "
-          f"{sheet}")
+    print(
+        f"contact sheet (rows: photo, style, style gray, smoothed gray): "
+        f"{sheet}"
+    )
     return 0 if ok else 1
 
 

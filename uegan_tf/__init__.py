@@ -1,4 +1,4 @@
-"""uegan_tf: UE-AnimeGANv2 (AnimeGANv2 + U-Net skips + edge loss) in TF2/Keras 3.
+"""uegan_tf: UE-AnimeGANv2 (AnimeGANv2 + U-Net skips + edge loss), TF2/Keras 3.
 
 The public API is small:
 

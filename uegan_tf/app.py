@@ -89,10 +89,10 @@ class AppConfig:
         if self.max_pixels < 1:
             raise ValueError("--max_megapixels must be positive")
         if self.max_side < 0 or 0 < self.max_side < 64:
-            raise ValueError(f"--max_side must be 0 or >= 64, got "
-                             f"{self.max_side}")
-        for name in ("concurrency", "queue_size", "cache_size",
-                     "video_batch"):
+            raise ValueError(
+                f"--max_side must be 0 or >= 64, got {self.max_side}"
+            )
+        for name in ("concurrency", "queue_size", "cache_size", "video_batch"):
             if getattr(self, name) < 1:
                 raise ValueError(f"--{name} must be >= 1")
         return self
@@ -102,13 +102,14 @@ _SIZE_UNITS = {"": 1, "b": 1, "kb": 2**10, "mb": 2**20, "gb": 2**30}
 
 
 def parse_size(text):
-    """"25mb", "512kb", "1gb" or a byte count -> bytes (binary units).
+    """ "25mb", "512kb", "1gb" or a byte count -> bytes (binary units).
 
     Raises:
         ValueError: not a size.
     """
-    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([kmg]?b?)\s*",
-                         str(text).lower())
+    match = re.fullmatch(
+        r"\s*(\d+(?:\.\d+)?)\s*([kmg]?b?)\s*", str(text).lower()
+    )
     if not match:
         raise ValueError(f"not a size: {text!r} (examples: 25mb, 512kb)")
     return int(float(match.group(1)) * _SIZE_UNITS[match.group(2)])
@@ -228,15 +229,21 @@ class StylizerCache:
             if key in self._items:
                 self._items.move_to_end(key)
                 return self._items[key]
-            sibling = next((s for k, s in self._items.items()
-                            if k[0] == key[0]), None)
+            sibling = next(
+                (s for k, s in self._items.items() if k[0] == key[0]), None
+            )
             if sibling is not None:
                 # Same weights and traced functions, other options.
-                stylizer = sibling.with_options(tile=tile,
-                                                brightness=bool(brightness))
+                stylizer = sibling.with_options(
+                    tile=tile, brightness=bool(brightness)
+                )
             else:
-                stylizer = Stylizer(source, tile=tile, brightness=brightness,
-                                    max_side=self.max_side)
+                stylizer = Stylizer(
+                    source,
+                    tile=tile,
+                    brightness=brightness,
+                    max_side=self.max_side,
+                )
             self._items[key] = stylizer
             while len(self._items) > self.size:
                 self._items.popitem(last=False)
@@ -266,8 +273,7 @@ class StylizeService:
             work_dir or tempfile.mkdtemp(prefix="uegan_app_")
         )
         self.work_dir.mkdir(parents=True, exist_ok=True)
-        self.cache = StylizerCache(self.config.cache_size,
-                                   self.config.max_side)
+        self.cache = StylizerCache(self.config.cache_size, self.config.max_side)
 
     # -- helpers -------------------------------------------------------------
 
@@ -292,12 +298,15 @@ class StylizeService:
         # Only menu names are accepted: an API client must not be able to
         # make the server load an arbitrary path.
         if style not in self.styles:
-            raise InputError(f"unknown style {style!r} (available: "
-                             f"{', '.join(self.styles)})")
+            raise InputError(
+                f"unknown style {style!r} (available: {', '.join(self.styles)})"
+            )
         try:
-            return self.cache.get(self.styles[style],
-                                  tile=self.TILE if tiled else None,
-                                  brightness=bool(brightness))
+            return self.cache.get(
+                self.styles[style],
+                tile=self.TILE if tiled else None,
+                brightness=bool(brightness),
+            )
         except ModelLoadError as e:
             raise InputError(f"cannot load style {style!r}: {e}") from e
 
@@ -329,8 +338,9 @@ class StylizeService:
         limit = self.config.max_pixels
         try:
             if data is not None:
-                return decode_rgb(data, name, min_side=4,
-                                  max_pixels=limit), name
+                return decode_rgb(
+                    data, name, min_side=4, max_pixels=limit
+                ), name
             return load_rgb(path, min_side=4, max_pixels=limit), name
         except ImageReadError as e:
             # The user knows the file by its own name, not the upload path.
@@ -338,8 +348,9 @@ class StylizeService:
 
     # -- requests ------------------------------------------------------------
 
-    def stylize_image(self, payload, style, tiled=False, brightness=False,
-                      side_by_side=False):
+    def stylize_image(
+        self, payload, style, tiled=False, brightness=False, side_by_side=False
+    ):
         """Stylize one uploaded photo.
 
         Args:
@@ -368,8 +379,10 @@ class StylizeService:
         try:
             result = stylizer(photo)
         except MemoryError:
-            raise InputError(f"{name}: out of memory; tick tiled inference "
-                             "or use a smaller photo") from None
+            raise InputError(
+                f"{name}: out of memory; tick tiled inference "
+                "or use a smaller photo"
+            ) from None
         seconds = time.monotonic() - start
         job = self._job_dir()
         stem = re.sub(r"[^\w.-]+", "_", pathlib.Path(name).stem) or "photo"
@@ -377,18 +390,29 @@ class StylizeService:
         styled = save_rgb(job / f"{stem}_{style}.png", result)
         download = styled
         if side_by_side:
-            download = save_rgb(job / f"{stem}_{style}_side_by_side.png",
-                                np.concatenate([photo, result], axis=1))
+            download = save_rgb(
+                job / f"{stem}_{style}_side_by_side.png",
+                np.concatenate([photo, result], axis=1),
+            )
         h, w = photo.shape[:2]
         message = f"{name}: {w}x{h} stylized as {style!r} in {seconds:.1f} s"
         if photo.shape != rgb.shape:
-            message += (f" (downscaled from {rgb.shape[1]}x{rgb.shape[0]}; "
-                        f"limit {self.config.max_side} px)")
+            message += (
+                f" (downscaled from {rgb.shape[1]}x{rgb.shape[0]}; "
+                f"limit {self.config.max_side} px)"
+            )
         return (str(shown), str(styled)), str(download), message
 
-    def stylize_video(self, payload, style, tiled=False, brightness=False,
-                      side_by_side=False, temporal_smoothing=0.0,
-                      progress=None):
+    def stylize_video(
+        self,
+        payload,
+        style,
+        tiled=False,
+        brightness=False,
+        side_by_side=False,
+        temporal_smoothing=0.0,
+        progress=None,
+    ):
         """Stylize one uploaded video into an MP4 (audio kept).
 
         Args:
@@ -422,8 +446,10 @@ class StylizeService:
         except VideoError as e:
             raise InputError(user_message(e)) from e
         if info["duration"] is not None and info["duration"] > limit:
-            raise InputError(f"{name}: video too long ({info['duration']:.1f}"
-                             f" s; the limit is {limit:g} s)")
+            raise InputError(
+                f"{name}: video too long ({info['duration']:.1f}"
+                f" s; the limit is {limit:g} s)"
+            )
         stylizer = self.stylizer(style, tiled, brightness)
         fps = float(info["fps"] or 25)
         total = round(info["duration"] * fps) if info["duration"] else None
@@ -432,8 +458,7 @@ class StylizeService:
 
         def report(done):
             if done > max_frames:
-                raise InputError(f"{name}: video too long (over "
-                                 f"{limit:g} s)")
+                raise InputError(f"{name}: video too long (over {limit:g} s)")
             if progress:
                 progress(done, total)
 
@@ -443,20 +468,27 @@ class StylizeService:
         start = time.monotonic()
         try:
             stats = stylize_video(
-                stylizer, path, dst, batch=self.config.video_batch,
+                stylizer,
+                path,
+                dst,
+                batch=self.config.video_batch,
                 temporal_smoothing=float(temporal_smoothing),
-                side_by_side=bool(side_by_side), progress=report,
+                side_by_side=bool(side_by_side),
+                progress=report,
             )
         except VideoError as e:
             raise InputError(user_message(e)) from e
         except MemoryError:
             raise InputError(
-                f"{name}: out of memory; tick tiled inference") from None
+                f"{name}: out of memory; tick tiled inference"
+            ) from None
         seconds = time.monotonic() - start
-        message = (f"{name}: {stats['frames']} frames at "
-                   f"{float(stats['fps']):.3g} fps stylized as {style!r} in "
-                   f"{seconds:.1f} s ({'with' if stats['audio'] else 'no'} "
-                   "audio)")
+        message = (
+            f"{name}: {stats['frames']} frames at "
+            f"{float(stats['fps']):.3g} fps stylized as {style!r} in "
+            f"{seconds:.1f} s ({'with' if stats['audio'] else 'no'} "
+            "audio)"
+        )
         return str(dst), message
 
 
@@ -470,8 +502,10 @@ def _import_gradio():
     try:
         import gradio as gr
     except ImportError as e:
-        raise ImportError("the web app needs Gradio: pip install '.[app]' "
-                          "(or pip install gradio)") from e
+        raise ImportError(
+            "the web app needs Gradio: pip install '.[app]' "
+            "(or pip install gradio)"
+        ) from e
     return gr
 
 
@@ -503,102 +537,160 @@ def build_app(styles=None, config=None, work_dir=None):
             raise gr.Error(str(e), print_exception=False) from e
 
     def on_image(payload, style, tiled, brightness, side_by_side):
-        return user_errors(service.stylize_image, payload, style, tiled,
-                           brightness, side_by_side)
+        return user_errors(
+            service.stylize_image,
+            payload,
+            style,
+            tiled,
+            brightness,
+            side_by_side,
+        )
 
     # Gradio finds the progress tracker by this default value.
-    def on_video(payload, style, tiled, brightness, side_by_side,
-                 smoothing, progress=gr.Progress()):  # noqa: B008
+    def on_video(
+        payload,
+        style,
+        tiled,
+        brightness,
+        side_by_side,
+        smoothing,
+        progress=gr.Progress(),  # noqa: B008 (Gradio injects it this way)
+    ):
         def report(done, total):
             progress((done, total), desc="Stylizing frames", unit="frames")
 
-        return user_errors(service.stylize_video, payload, style, tiled,
-                           brightness, side_by_side, smoothing, report)
+        return user_errors(
+            service.stylize_video,
+            payload,
+            style,
+            tiled,
+            brightness,
+            side_by_side,
+            smoothing,
+            report,
+        )
 
-    limits = (f"Uploads up to {format_size(config.max_file_size)}; videos "
-              f"up to {config.max_video_seconds:g} s")
+    limits = (
+        f"Uploads up to {format_size(config.max_file_size)}; videos "
+        f"up to {config.max_video_seconds:g} s"
+    )
     if config.max_side:
         limits += f"; larger than {config.max_side} px are downscaled"
-    with gr.Blocks(title="UE-AnimeGANv2", analytics_enabled=False,
-                   delete_cache=(3600, 3600)) as demo:
-        gr.Markdown("# UE-AnimeGANv2: photo to anime\n"
-                    f"Choose a photo or a video, pick a style, convert. "
-                    f"{limits}.")
+    with gr.Blocks(
+        title="UE-AnimeGANv2",
+        analytics_enabled=False,
+        delete_cache=(3600, 3600),
+    ) as demo:
+        gr.Markdown(
+            "# UE-AnimeGANv2: photo to anime\n"
+            f"Choose a photo or a video, pick a style, convert. "
+            f"{limits}."
+        )
         if not names:
-            gr.Markdown(f"**{service.no_models_message()}**",
-                        elem_id="no-models")
+            gr.Markdown(
+                f"**{service.no_models_message()}**", elem_id="no-models"
+            )
         with gr.Row():
             style = gr.Dropdown(
-                names, value=names[0] if names else None, label="Style",
-                interactive=bool(names), elem_id="style",
+                names,
+                value=names[0] if names else None,
+                label="Style",
+                interactive=bool(names),
+                elem_id="style",
             )
             tiled = gr.Checkbox(
-                False, label="Tiled inference",
+                False,
+                label="Tiled inference",
                 info=f"{StylizeService.TILE}-px tiles: less memory for big "
                 "photos (large ones are always tiled)",
             )
             brightness = gr.Checkbox(
-                False, label="Match brightness",
+                False,
+                label="Match brightness",
                 info="keep the photo's mean brightness",
             )
             side_by_side = gr.Checkbox(
-                False, label="Side by side",
+                False,
+                label="Side by side",
                 info="the download shows original | result",
             )
         with gr.Tab("Image"):
             with gr.Row():
                 image_in = gr.Image(
-                    type="filepath", image_mode=None, label="Photo",
+                    type="filepath",
+                    image_mode=None,
+                    label="Photo",
                     sources=["upload", "webcam", "clipboard"],
                     elem_id="photo",
                 )
                 compare = gr.ImageSlider(
-                    type="filepath", label="Original | result (drag)",
-                    interactive=False, elem_id="compare",
+                    type="filepath",
+                    label="Original | result (drag)",
+                    interactive=False,
+                    elem_id="compare",
                 )
-            image_button = gr.Button("Convert", variant="primary",
-                                     elem_id="convert-image")
+            image_button = gr.Button(
+                "Convert", variant="primary", elem_id="convert-image"
+            )
             with gr.Row():
-                image_file = gr.File(label="Download", interactive=False,
-                                     elem_id="download-image")
+                image_file = gr.File(
+                    label="Download",
+                    interactive=False,
+                    elem_id="download-image",
+                )
                 image_status = gr.Markdown(elem_id="image-status")
             examples = sorted(EXAMPLES_DIR.glob("*.jpg"))
             if examples:
-                gr.Examples([[str(p)] for p in examples], inputs=[image_in],
-                            label="Example photos (click one)")
+                gr.Examples(
+                    [[str(p)] for p in examples],
+                    inputs=[image_in],
+                    label="Example photos (click one)",
+                )
         with gr.Tab("Video"):
             with gr.Row():
-                video_in = gr.Video(label="Video",
-                                    sources=["upload", "webcam"],
-                                    elem_id="video")
-                video_out = gr.Video(label="Result", interactive=False,
-                                     elem_id="video-result")
+                video_in = gr.Video(
+                    label="Video", sources=["upload", "webcam"], elem_id="video"
+                )
+                video_out = gr.Video(
+                    label="Result", interactive=False, elem_id="video-result"
+                )
             smoothing = gr.Slider(
-                0.0, 0.9, value=0.0, step=0.1, label="Temporal smoothing",
+                0.0,
+                0.9,
+                value=0.0,
+                step=0.1,
+                label="Temporal smoothing",
                 info="reduces flicker between frames (0: off)",
             )
-            video_button = gr.Button("Convert video", variant="primary",
-                                     elem_id="convert-video")
+            video_button = gr.Button(
+                "Convert video", variant="primary", elem_id="convert-video"
+            )
             video_status = gr.Markdown(elem_id="video-status")
         options = [style, tiled, brightness, side_by_side]
         # preprocess=False: the handlers read uploads with the project's
         # own loader (clear reasons for bad files) instead of Gradio's.
         # One concurrency id: images and videos share the worker pool.
         image_button.click(
-            on_image, [image_in, *options], [compare, image_file,
-                                              image_status],
-            api_name="stylize_image", preprocess=False,
+            on_image,
+            [image_in, *options],
+            [compare, image_file, image_status],
+            api_name="stylize_image",
+            preprocess=False,
             concurrency_id="stylize",
             concurrency_limit=config.concurrency,
         )
         video_button.click(
-            on_video, [video_in, *options, smoothing],
-            [video_out, video_status], api_name="stylize_video",
-            preprocess=False, concurrency_id="stylize",
+            on_video,
+            [video_in, *options, smoothing],
+            [video_out, video_status],
+            api_name="stylize_video",
+            preprocess=False,
+            concurrency_id="stylize",
             concurrency_limit=config.concurrency,
         )
-    demo.queue(default_concurrency_limit=config.concurrency,
-               max_size=config.queue_size)
+    demo.queue(
+        default_concurrency_limit=config.concurrency, max_size=config.queue_size
+    )
     demo.uegan_service = service  # for tests and embedding
     return demo
 
@@ -617,11 +709,14 @@ def launch(demo, config=None, **kwargs):
     """
     config = config or AppConfig()
     options = dict(
-        server_name=config.host, server_port=config.port,
+        server_name=config.host,
+        server_port=config.port,
         max_file_size=config.max_file_size,
         # No share tunnel and no server-side rendering (a Node process):
         # a local demo server only.
-        share=False, ssr_mode=False, show_error=False,
+        share=False,
+        ssr_mode=False,
+        show_error=False,
     )
     options.update(kwargs)
     return demo.launch(**options)
@@ -643,37 +738,69 @@ def parse_args(argv):
         prog=argv[0] if argv else "uegan app",
         description="Stylize photos and videos in the browser (Gradio).",
     )
-    parser.add_argument("--host", default=d.host,
-                        help="interface to listen on (default: loopback)")
+    parser.add_argument(
+        "--host",
+        default=d.host,
+        help="interface to listen on (default: loopback)",
+    )
     parser.add_argument("--port", type=int, default=d.port)
     parser.add_argument(
-        "--model", action="append", default=[],
+        "--model",
+        action="append",
+        default=[],
         help="PATH or NAME=PATH of a model (style name, .keras, work dir, "
         "SavedModel); repeatable or comma-separated. Default: the "
         "installed styles",
     )
-    parser.add_argument("--max_file_size", default="25mb",
-                        help="largest upload, e.g. 25mb (default: 25mb)")
-    parser.add_argument("--max_video_seconds", type=float,
-                        default=d.max_video_seconds)
-    parser.add_argument("--max_megapixels", type=float,
-                        default=d.max_pixels / 1e6,
-                        help="refuse photos with more pixels")
-    parser.add_argument("--max_side", type=int, default=d.max_side,
-                        help="downscale longer photos/frames (0: never)")
-    parser.add_argument("--concurrency", type=int, default=d.concurrency,
-                        help="requests stylized at once")
-    parser.add_argument("--queue_size", type=int, default=d.queue_size,
-                        help="requests allowed to wait")
-    parser.add_argument("--cache_size", type=int, default=d.cache_size,
-                        help="loaded models kept in memory")
+    parser.add_argument(
+        "--max_file_size",
+        default="25mb",
+        help="largest upload, e.g. 25mb (default: 25mb)",
+    )
+    parser.add_argument(
+        "--max_video_seconds", type=float, default=d.max_video_seconds
+    )
+    parser.add_argument(
+        "--max_megapixels",
+        type=float,
+        default=d.max_pixels / 1e6,
+        help="refuse photos with more pixels",
+    )
+    parser.add_argument(
+        "--max_side",
+        type=int,
+        default=d.max_side,
+        help="downscale longer photos/frames (0: never)",
+    )
+    parser.add_argument(
+        "--concurrency",
+        type=int,
+        default=d.concurrency,
+        help="requests stylized at once",
+    )
+    parser.add_argument(
+        "--queue_size",
+        type=int,
+        default=d.queue_size,
+        help="requests allowed to wait",
+    )
+    parser.add_argument(
+        "--cache_size",
+        type=int,
+        default=d.cache_size,
+        help="loaded models kept in memory",
+    )
     args = parser.parse_args(argv[1:])
     config = AppConfig(
-        host=args.host, port=args.port, models=tuple(args.model),
+        host=args.host,
+        port=args.port,
+        models=tuple(args.model),
         max_file_size=parse_size(args.max_file_size),
         max_video_seconds=args.max_video_seconds,
-        max_pixels=round(args.max_megapixels * 1e6), max_side=args.max_side,
-        concurrency=args.concurrency, queue_size=args.queue_size,
+        max_pixels=round(args.max_megapixels * 1e6),
+        max_side=args.max_side,
+        concurrency=args.concurrency,
+        queue_size=args.queue_size,
         cache_size=args.cache_size,
     ).validate()
     styles = parse_model_specs(config.models) if config.models else None
@@ -700,8 +827,12 @@ def cli(argv=None):
         return 2
     service = demo.uegan_service
     if service.styles:
-        print("styles: " + ", ".join(
-            f"{name} ({source})" for name, source in service.styles.items()))
+        print(
+            "styles: "
+            + ", ".join(
+                f"{name} ({source})" for name, source in service.styles.items()
+            )
+        )
     else:
         print(f"warning: {service.no_models_message()}", file=sys.stderr)
     try:

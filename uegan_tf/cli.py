@@ -44,15 +44,19 @@ def list_styles_main(argv):
 
     styles = registry.list_styles()
     if not styles:
-        print("no styles installed; import one with "
-              "tools/import_animeganv2.py or add a trained one with "
-              "`uegan add-style NAME WORKDIR`")
+        print(
+            "no styles installed; import one with "
+            "tools/import_animeganv2.py or add a trained one with "
+            "`uegan add-style NAME WORKDIR`"
+        )
         return 0
     width = max(len(s["name"]) for s in styles)
     for s in styles:
         default = " (default)" if s["name"] == registry.DEFAULT_STYLE else ""
-        print(f"{s['name']:<{width}}  {s['kind']:<9}  {s['origin']:<7}  "
-              f"{s['description']}{default}")
+        print(
+            f"{s['name']:<{width}}  {s['kind']:<9}  {s['origin']:<7}  "
+            f"{s['description']}{default}"
+        )
         print(f"{'':<{width}}  {s['path']}")
     return 0
 
@@ -79,9 +83,12 @@ def add_style_main(argv):
     try:
         generator, info = load_generator(args.source, args.step)
         path = registry.add_style(
-            args.name, generator, "trained",
+            args.name,
+            generator,
+            "trained",
             description=args.description or f"trained: {info['path']}",
-            source=info["path"], overwrite=args.overwrite,
+            source=info["path"],
+            overwrite=args.overwrite,
             extra={"step": info.get("step")},
         )
     except (ModelLoadError, ValueError, FileExistsError) as e:

@@ -158,56 +158,88 @@ class TrainConfig:
         Raises:
             ValueError: naming the first bad value.
         """
+
         def need(ok, message):
             if not ok:
                 raise ValueError(message)
 
         need(bool(self.workdir), "workdir must be set (--workdir)")
-        need(bool(self.data.records_dir),
-             "data.records_dir must be set (--records_dir)")
-        need(self.batch_size >= 1, f"batch_size must be >= 1, got "
-             f"{self.batch_size}")
+        need(
+            bool(self.data.records_dir),
+            "data.records_dir must be set (--records_dir)",
+        )
+        need(
+            self.batch_size >= 1,
+            f"batch_size must be >= 1, got {self.batch_size}",
+        )
         need(self.epochs >= 1, f"epochs must be >= 1, got {self.epochs}")
-        need(0 <= self.init_epochs <= self.epochs,
-             f"init_epochs must be in [0, epochs={self.epochs}], got "
-             f"{self.init_epochs}")
-        need(self.steps_per_epoch >= 0,
-             f"steps_per_epoch must be >= 0, got {self.steps_per_epoch}")
-        for name in ("checkpoint_every", "keep_checkpoints", "log_every",
-                     "sample_every"):
-            need(getattr(self, name) >= 1,
-                 f"{name} must be >= 1, got {getattr(self, name)}")
-        need(self.strategy in ("auto", "mirrored", "multiworker", "default"),
-             f"strategy must be auto|mirrored|multiworker|default, got "
-             f"{self.strategy!r}")
+        need(
+            0 <= self.init_epochs <= self.epochs,
+            f"init_epochs must be in [0, epochs={self.epochs}], got "
+            f"{self.init_epochs}",
+        )
+        need(
+            self.steps_per_epoch >= 0,
+            f"steps_per_epoch must be >= 0, got {self.steps_per_epoch}",
+        )
+        for name in (
+            "checkpoint_every",
+            "keep_checkpoints",
+            "log_every",
+            "sample_every",
+        ):
+            need(
+                getattr(self, name) >= 1,
+                f"{name} must be >= 1, got {getattr(self, name)}",
+            )
+        need(
+            self.strategy in ("auto", "mirrored", "multiworker", "default"),
+            f"strategy must be auto|mirrored|multiworker|default, got "
+            f"{self.strategy!r}",
+        )
         d = self.data
-        need(d.crop_size >= 16 and d.crop_size % 4 == 0,
-             f"crop_size must be a multiple of 4 and >= 16, got "
-             f"{d.crop_size}")
-        need(d.short_side == 0 or d.short_side >= d.crop_size,
-             f"short_side must be 0 or >= crop_size ({d.crop_size}), got "
-             f"{d.short_side}")
+        need(
+            d.crop_size >= 16 and d.crop_size % 4 == 0,
+            f"crop_size must be a multiple of 4 and >= 16, got {d.crop_size}",
+        )
+        need(
+            d.short_side == 0 or d.short_side >= d.crop_size,
+            f"short_side must be 0 or >= crop_size ({d.crop_size}), got "
+            f"{d.short_side}",
+        )
         need(d.shuffle_buffer >= 1, "shuffle_buffer must be >= 1")
         need(d.num_val_images >= 0, "num_val_images must be >= 0")
         need(d.val_size >= 16, f"val_size must be >= 16, got {d.val_size}")
         m = self.model
-        need(m.upsample in UPSAMPLE_MODES,
-             f"upsample must be one of {UPSAMPLE_MODES}, got {m.upsample!r}")
-        need(m.vgg_arch in ("vgg19", "vgg16"),
-             f"vgg_arch must be vgg19 or vgg16, got {m.vgg_arch!r}")
-        need(bool(m.vgg_weights), "vgg_weights must be imagenet, a path or "
-             "none")
-        need(not (m.vgg_arch == "vgg16" and m.vgg_weights == "imagenet"),
-             "vgg_arch=vgg16 needs a local .npz (--vgg_weights=PATH) or none")
-        need(m.d_channels >= 2 and m.d_layers >= 1,
-             "d_channels must be >= 2 and d_layers >= 1")
+        need(
+            m.upsample in UPSAMPLE_MODES,
+            f"upsample must be one of {UPSAMPLE_MODES}, got {m.upsample!r}",
+        )
+        need(
+            m.vgg_arch in ("vgg19", "vgg16"),
+            f"vgg_arch must be vgg19 or vgg16, got {m.vgg_arch!r}",
+        )
+        need(
+            bool(m.vgg_weights), "vgg_weights must be imagenet, a path or none"
+        )
+        need(
+            not (m.vgg_arch == "vgg16" and m.vgg_weights == "imagenet"),
+            "vgg_arch=vgg16 needs a local .npz (--vgg_weights=PATH) or none",
+        )
+        need(
+            m.d_channels >= 2 and m.d_layers >= 1,
+            "d_channels must be >= 2 and d_layers >= 1",
+        )
         for name, value in dataclasses.asdict(self.loss).items():
             need(value >= 0, f"loss weight {name} must be >= 0, got {value}")
         for name, value in dataclasses.asdict(self.optim).items():
-            need(value > 0, f"optimizer setting {name} must be > 0, got "
-                 f"{value}")
-        need(self.optim.beta_1 < 1 and self.optim.beta_2 < 1,
-             "Adam betas must be < 1")
+            need(
+                value > 0, f"optimizer setting {name} must be > 0, got {value}"
+            )
+        need(
+            self.optim.beta_1 < 1 and self.optim.beta_2 < 1,
+            "Adam betas must be < 1",
+        )
         return self
 
     def to_dict(self):
@@ -220,7 +252,9 @@ class TrainConfig:
     def from_dict(cls, d):
         """Inverse of `to_dict`; unknown keys are ignored (newer files)."""
         sections = {
-            "data": DataConfig, "model": ModelConfig, "loss": LossConfig,
+            "data": DataConfig,
+            "model": ModelConfig,
+            "loss": LossConfig,
             "optim": OptimConfig,
         }
         kwargs = {}

@@ -68,7 +68,7 @@ class EvalConfig:
 
 
 def parse_models(spec):
-    """"a,b=path" -> (("a", "a"), ("b", "path"))."""
+    """ "a,b=path" -> (("a", "a"), ("b", "path"))."""
     out = []
     for item in spec:
         item = item.strip()
@@ -88,11 +88,14 @@ def letterbox(rgb, size):
     h, w = rgb.shape[:2]
     scale = size / max(h, w)
     nh, nw = max(1, round(h * scale)), max(1, round(w * scale))
-    small = cv2.resize(rgb, (nw, nh), interpolation=cv2.INTER_AREA
-                       if scale < 1 else cv2.INTER_CUBIC)
+    small = cv2.resize(
+        rgb,
+        (nw, nh),
+        interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_CUBIC,
+    )
     cell = np.full((size, size, 3), 255, np.uint8)
     y, x = (size - nh) // 2, (size - nw) // 2
-    cell[y:y + nh, x:x + nw] = small
+    cell[y : y + nh, x : x + nw] = small
     return cell
 
 
@@ -127,16 +130,22 @@ def _feature_extractor(cfg, log):
             return FeatureExtractor("inception", cfg.inception_weights)
         except Exception as e:  # download or file errors: fall back
             first = str(e).splitlines()[0][:200] if str(e) else type(e)
-            log(f"Inception-v3 weights unavailable ({first}); "
-                + ("FID/KID use the offline VGG16 features instead"
-                   if cfg.features == "auto" and cfg.vgg16_weights
-                   else "no FID/KID"))
+            log(
+                f"Inception-v3 weights unavailable ({first}); "
+                + (
+                    "FID/KID use the offline VGG16 features instead"
+                    if cfg.features == "auto" and cfg.vgg16_weights
+                    else "no FID/KID"
+                )
+            )
             if cfg.features == "inception":
                 return None
     if cfg.vgg16_weights:
         return FeatureExtractor("vgg16", cfg.vgg16_weights)
-    log("no feature weights: FID/KID skipped (give --vgg16_weights or "
-        "Inception weights)")
+    log(
+        "no feature weights: FID/KID skipped (give --vgg16_weights or "
+        "Inception weights)"
+    )
     return None
 
 
@@ -167,15 +176,19 @@ def evaluate(cfg, log=print):
     if extractor is not None:
         photo_feats = extractor(photos)
         if cfg.style_dir:
-            styles = [load_rgb(p, min_side=8) for p in find_images(
-                cfg.style_dir)]
+            styles = [
+                load_rgb(p, min_side=8) for p in find_images(cfg.style_dir)
+            ]
             style_feats = extractor(styles)
 
     rows, per_image, outputs = [], [], {}
     for label, source in cfg.models:
         stylizer = Stylizer(source, tile=0, max_side=cfg.max_side)
-        params = (stylizer.generator.count_params()
-                  if stylizer.generator is not None else None)
+        params = (
+            stylizer.generator.count_params()
+            if stylizer.generator is not None
+            else None
+        )
         results, times = [], []
         stylizer(photos[0][:64, :64])  # trace once before timing
         for name, photo in zip(names, photos):
@@ -185,12 +198,21 @@ def evaluate(cfg, log=print):
             times.append(time.perf_counter() - t)
             results.append(result)
             m = content_metrics(photo, result, cfg.edge_tolerance)
-            per_image.append({"model": label, "photo": name,
-                              **{k: round(v, 4) for k, v in m.items()}})
+            per_image.append(
+                {
+                    "model": label,
+                    "photo": name,
+                    **{k: round(v, 4) for k, v in m.items()},
+                }
+            )
         outputs[label] = results
-        row = {"model": label, "source": source, "params": params,
-               "latency_s": round(statistics.median(times), 3),
-               "images": len(results)}
+        row = {
+            "model": label,
+            "source": source,
+            "params": params,
+            "latency_s": round(statistics.median(times), 3),
+            "images": len(results),
+        }
         for key in METRICS:
             values = [r[key] for r in per_image if r["model"] == label]
             row[key] = round(float(np.mean(values)), 4)
@@ -235,41 +257,53 @@ def markdown_table(summary):
     """The summary as a Markdown table with a legend."""
     rows = summary["rows"]
     cols = ["model", "params", "latency_s", *METRICS]
-    extra = [c for c in ("fid_style", "kid_style", "fid_photo", "kid_photo")
-             if c in rows[0]]
+    extra = [
+        c
+        for c in ("fid_style", "kid_style", "fid_photo", "kid_photo")
+        if c in rows[0]
+    ]
     cols += extra
-    lines = ["| " + " | ".join(cols) + " |",
-             "|" + "---|" * len(cols)]
+    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
     for r in rows:
         cells = []
         for c in cols:
             v = r.get(c)
-            cells.append("-" if v is None else (f"{v:,}" if c == "params"
-                                                else str(v)))
+            cells.append(
+                "-" if v is None else (f"{v:,}" if c == "params" else str(v))
+            )
         lines.append("| " + " | ".join(cells) + " |")
     legend = [f"- {k}: {v}" for k, v in METRIC_HELP.items()]
     legend.append(f"- edge F1 tolerance: {summary['edge_tolerance_px']} px")
     legend.append("- latency_s: median seconds per image (this machine)")
     if extra:
-        legend.append(f"- FID/KID features: {summary['features']}; "
-                      "*_style against the style images, *_photo against "
-                      "the input photos (lower = closer)")
+        legend.append(
+            f"- FID/KID features: {summary['features']}; "
+            "*_style against the style images, *_photo against "
+            "the input photos (lower = closer)"
+        )
     legend.append(f"- photos: {len(summary['photos'])}")
     return "\n".join(lines + [""] + legend) + "\n"
 
 
 def define_flags():
-    flags.DEFINE_list("models", None, "Models: names or paths, optionally "
-                      "label=source.")
+    flags.DEFINE_list(
+        "models", None, "Models: names or paths, optionally label=source."
+    )
     flags.DEFINE_string("photos", None, "Folder of input photos.")
     flags.DEFINE_string("out", None, "Output folder.")
     flags.DEFINE_string("style_dir", None, "Style images for FID/KID.")
-    flags.DEFINE_enum("features", "auto", ["auto", "inception", "vgg16",
-                                           "none"], "FID/KID features.")
-    flags.DEFINE_string("inception_weights", "imagenet",
-                        "imagenet (download) or a local .h5.")
-    flags.DEFINE_string("vgg16_weights", None, "Offline VGG16 .npz "
-                        "(fallback features).")
+    flags.DEFINE_enum(
+        "features",
+        "auto",
+        ["auto", "inception", "vgg16", "none"],
+        "FID/KID features.",
+    )
+    flags.DEFINE_string(
+        "inception_weights", "imagenet", "imagenet (download) or a local .h5."
+    )
+    flags.DEFINE_string(
+        "vgg16_weights", None, "Offline VGG16 .npz (fallback features)."
+    )
     flags.DEFINE_integer("edge_tolerance", 2, "Edge F1 tolerance (px).")
     flags.DEFINE_integer("grid_size", 256, "Grid cell side.")
     flags.DEFINE_integer("max_side", 1024, "Downscale larger photos.")
@@ -279,15 +313,21 @@ def main(argv):
     del argv
     f = flags.FLAGS
     if not f.models or not f.photos or not f.out:
-        print("error: --models, --photos and --out are required",
-              file=sys.stderr)
+        print(
+            "error: --models, --photos and --out are required", file=sys.stderr
+        )
         return 2
     cfg = EvalConfig(
-        models=parse_models(f.models), photos=f.photos, out=f.out,
-        style_dir=f.style_dir, features=f.features,
+        models=parse_models(f.models),
+        photos=f.photos,
+        out=f.out,
+        style_dir=f.style_dir,
+        features=f.features,
         inception_weights=f.inception_weights,
-        vgg16_weights=f.vgg16_weights, edge_tolerance=f.edge_tolerance,
-        grid_size=f.grid_size, max_side=f.max_side,
+        vgg16_weights=f.vgg16_weights,
+        edge_tolerance=f.edge_tolerance,
+        grid_size=f.grid_size,
+        max_side=f.max_side,
     )
     from uegan_tf.inference import ModelLoadError
 
@@ -297,8 +337,10 @@ def main(argv):
         print(f"error: {e}", file=sys.stderr)
         return 2
     print(markdown_table(summary))
-    print(f"wrote {cfg.out}/results.md, results.csv, per_image.csv, "
-          "results.json, grid.png")
+    print(
+        f"wrote {cfg.out}/results.md, results.csv, per_image.csv, "
+        "results.json, grid.png"
+    )
     return 0
 
 

@@ -59,8 +59,9 @@ def atomic_dir(final_dir):
     if final_dir.exists():
         raise FileExistsError(f"{final_dir} already exists")
     final_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = tempfile.mkdtemp(prefix=f".{final_dir.name}.", suffix=".part",
-                           dir=final_dir.parent)
+    tmp = tempfile.mkdtemp(
+        prefix=f".{final_dir.name}.", suffix=".part", dir=final_dir.parent
+    )
     try:
         yield tmp
         publish(tmp, final_dir, directory=True)

@@ -28,64 +28,110 @@ def define_train_flags():
     """Define every training flag (idempotent)."""
     if _defined("records_dir"):
         return
-    t, d, m, lo, o = (TrainConfig(), DataConfig(), ModelConfig(),
-                      LossConfig(), OptimConfig())
+    t, d, m, lo, o = (
+        TrainConfig(),
+        DataConfig(),
+        ModelConfig(),
+        LossConfig(),
+        OptimConfig(),
+    )
     # Run.
-    flags.DEFINE_string("workdir", None, "Work directory: checkpoints, "
-                        "TensorBoard, samples; a run resumes from it.")
+    flags.DEFINE_string(
+        "workdir",
+        None,
+        "Work directory: checkpoints, "
+        "TensorBoard, samples; a run resumes from it.",
+    )
     flags.DEFINE_integer("batch_size", t.batch_size, "Global batch size.")
     flags.DEFINE_integer("epochs", t.epochs, "Total epochs (init included).")
-    flags.DEFINE_integer("init_epochs", t.init_epochs,
-                         "Content-only generator epochs before the GAN.")
-    flags.DEFINE_integer("steps_per_epoch", t.steps_per_epoch,
-                         "0: floor(max(#photos, #styles) / batch_size).")
-    flags.DEFINE_integer("checkpoint_every", t.checkpoint_every,
-                         "Steps between checkpoints.")
-    flags.DEFINE_integer("keep_checkpoints", t.keep_checkpoints,
-                         "Checkpoints kept on disk.")
-    flags.DEFINE_integer("log_every", t.log_every,
-                         "Steps between TensorBoard scalars.")
-    flags.DEFINE_integer("sample_every", t.sample_every,
-                         "Steps between validation sample grids.")
-    flags.DEFINE_bool("mixed_precision", t.mixed_precision,
-                      "float16 compute with loss scaling (GPUs).")
-    flags.DEFINE_bool("jit_compile", t.jit_compile,
-                      "XLA-compile the train step (GPUs; slower on CPU).")
-    flags.DEFINE_enum("strategy", t.strategy,
-                      ["auto", "mirrored", "multiworker", "default"],
-                      "Distribution strategy.")
+    flags.DEFINE_integer(
+        "init_epochs",
+        t.init_epochs,
+        "Content-only generator epochs before the GAN.",
+    )
+    flags.DEFINE_integer(
+        "steps_per_epoch",
+        t.steps_per_epoch,
+        "0: floor(max(#photos, #styles) / batch_size).",
+    )
+    flags.DEFINE_integer(
+        "checkpoint_every", t.checkpoint_every, "Steps between checkpoints."
+    )
+    flags.DEFINE_integer(
+        "keep_checkpoints", t.keep_checkpoints, "Checkpoints kept on disk."
+    )
+    flags.DEFINE_integer(
+        "log_every", t.log_every, "Steps between TensorBoard scalars."
+    )
+    flags.DEFINE_integer(
+        "sample_every", t.sample_every, "Steps between validation sample grids."
+    )
+    flags.DEFINE_bool(
+        "mixed_precision",
+        t.mixed_precision,
+        "float16 compute with loss scaling (GPUs).",
+    )
+    flags.DEFINE_bool(
+        "jit_compile",
+        t.jit_compile,
+        "XLA-compile the train step (GPUs; slower on CPU).",
+    )
+    flags.DEFINE_enum(
+        "strategy",
+        t.strategy,
+        ["auto", "mirrored", "multiworker", "default"],
+        "Distribution strategy.",
+    )
     flags.DEFINE_integer("seed", t.seed, "Random seed.")
-    flags.DEFINE_bool("dry_run", False,
-                      "Print the resolved config and exit.")
+    flags.DEFINE_bool("dry_run", False, "Print the resolved config and exit.")
     # Data.
-    flags.DEFINE_string("records_dir", None,
-                        "Folder written by tools/make_tfrecords.py.")
-    flags.DEFINE_string("val_dir", d.val_dir, "Validation photos (image "
-                        "folder or records folder) for sample grids.")
+    flags.DEFINE_string(
+        "records_dir", None, "Folder written by tools/make_tfrecords.py."
+    )
+    flags.DEFINE_string(
+        "val_dir",
+        d.val_dir,
+        "Validation photos (image folder or records folder) for sample grids.",
+    )
     flags.DEFINE_integer("crop_size", d.crop_size, "Training crop side.")
-    flags.DEFINE_integer("short_side", d.short_side, "Resize the short "
-                         "side to this before cropping (0: keep).")
+    flags.DEFINE_integer(
+        "short_side",
+        d.short_side,
+        "Resize the short side to this before cropping (0: keep).",
+    )
     flags.DEFINE_bool("flip", d.flip, "Random horizontal flips.")
-    flags.DEFINE_integer("shuffle_buffer", d.shuffle_buffer,
-                         "Records in each shuffle buffer.")
-    flags.DEFINE_integer("num_val_images", d.num_val_images,
-                         "Validation photos per sample grid.")
-    flags.DEFINE_integer("val_size", d.val_size,
-                         "Side of validation images in sample grids.")
+    flags.DEFINE_integer(
+        "shuffle_buffer", d.shuffle_buffer, "Records in each shuffle buffer."
+    )
+    flags.DEFINE_integer(
+        "num_val_images", d.num_val_images, "Validation photos per sample grid."
+    )
+    flags.DEFINE_integer(
+        "val_size", d.val_size, "Side of validation images in sample grids."
+    )
     # Model.
-    flags.DEFINE_bool("unet", m.unet, "UE generator (U-Net skips); false is "
-                      "plain AnimeGANv2.")
-    flags.DEFINE_enum("upsample", m.upsample,
-                      ["tf1", "align_corners", "half_pixel"],
-                      "Generator bilinear resize convention.")
+    flags.DEFINE_bool(
+        "unet", m.unet, "UE generator (U-Net skips); false is plain AnimeGANv2."
+    )
+    flags.DEFINE_enum(
+        "upsample",
+        m.upsample,
+        ["tf1", "align_corners", "half_pixel"],
+        "Generator bilinear resize convention.",
+    )
     flags.DEFINE_integer("d_channels", m.d_channels, "Discriminator --ch.")
     flags.DEFINE_integer("d_layers", m.d_layers, "Discriminator --n_dis.")
-    flags.DEFINE_bool("spectral_norm", m.spectral_norm,
-                      "Spectral norm in the discriminator.")
-    flags.DEFINE_enum("vgg_arch", m.vgg_arch, ["vgg19", "vgg16"],
-                      "Perceptual network.")
-    flags.DEFINE_string("vgg_weights", m.vgg_weights,
-                        "imagenet | path (.h5 VGG19, .npz VGG16) | none.")
+    flags.DEFINE_bool(
+        "spectral_norm", m.spectral_norm, "Spectral norm in the discriminator."
+    )
+    flags.DEFINE_enum(
+        "vgg_arch", m.vgg_arch, ["vgg19", "vgg16"], "Perceptual network."
+    )
+    flags.DEFINE_string(
+        "vgg_weights",
+        m.vgg_weights,
+        "imagenet | path (.h5 VGG19, .npz VGG16) | none.",
+    )
     # Loss weights.
     for name, value, help_ in (
         ("g_adv_weight", lo.g_adv, "Generator adversarial weight."),
@@ -173,15 +219,24 @@ def define_prepare_flags():
         return
     p = PrepareConfig(out_dir="", style_dir="")
     flags.DEFINE_string("photo_dir", None, "Folder of photos (recursive).")
-    flags.DEFINE_string("photo_source", None, "Instead of --photo_dir: "
-                        "tfds:NAME[:SPLIT] or imagefolder:ROOT[:SPLIT].")
+    flags.DEFINE_string(
+        "photo_source",
+        None,
+        "Instead of --photo_dir: "
+        "tfds:NAME[:SPLIT] or imagefolder:ROOT[:SPLIT].",
+    )
     flags.DEFINE_string("style_dir", None, "Folder of style images.")
-    flags.DEFINE_string("smooth_dir", None, "Ready edge-smoothed style "
-                        "images (same relative names); computed if unset.")
+    flags.DEFINE_string(
+        "smooth_dir",
+        None,
+        "Ready edge-smoothed style "
+        "images (same relative names); computed if unset.",
+    )
     flags.DEFINE_string("out_dir", None, "Output folder.")
     flags.DEFINE_integer("size", p.size, "Short side of stored images.")
-    flags.DEFINE_integer("shards", p.shards, "Shards per kind (0: ~256 "
-                         "records each).")
+    flags.DEFINE_integer(
+        "shards", p.shards, "Shards per kind (0: ~256 records each)."
+    )
     flags.DEFINE_integer("quality", p.quality, "JPEG quality.")
     flags.DEFINE_integer("min_side", p.min_side, "Skip smaller images.")
     flags.DEFINE_integer("workers", p.workers, "Processes (0: all cores).")

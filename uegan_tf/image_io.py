@@ -19,7 +19,14 @@ from PIL import UnidentifiedImageError
 from uegan_tf.fileutil import atomic_path
 
 IMAGE_EXTENSIONS = (
-    ".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif",
+    ".jpg",
+    ".jpeg",
+    ".png",
+    ".webp",
+    ".bmp",
+    ".tif",
+    ".tiff",
+    ".gif",
 )
 # Refuse images above this many pixels before decoding them (a 20000x15000
 # image needs 900 MB as RGB). PIL's own decompression-bomb limit is raised
@@ -65,8 +72,10 @@ def _to_rgb8(img):
     if img.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
         # 16-bit or 32-bit grayscale: scale the full range to 8 bits.
         arr = np.asarray(img, dtype=np.float64)
-        top = 65535.0 if img.mode.startswith("I;16") or arr.max() > 255 else (
-            255.0
+        top = (
+            65535.0
+            if img.mode.startswith("I;16") or arr.max() > 255
+            else (255.0)
         )
         if img.mode == "F" and arr.max() <= 1.0:
             top = 1.0
@@ -104,12 +113,18 @@ def decode_rgb(data, name="<bytes>", min_side=1, max_pixels=MAX_PIXELS):
     except ImageReadError:
         raise
     except UnidentifiedImageError:
-        raise ImageReadError(name, "not an image (unrecognised format)")
+        raise ImageReadError(
+            name, "not an image (unrecognised format)"
+        ) from None
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-        raise ImageReadError(name, "image too large (decompression bomb)")
+        raise ImageReadError(
+            name, "image too large (decompression bomb)"
+        ) from None
     except (OSError, SyntaxError, ValueError) as e:
         reason = str(e).splitlines()[0] if str(e) else type(e).__name__
-        raise ImageReadError(name, f"corrupt or truncated image ({reason})")
+        raise ImageReadError(
+            name, f"corrupt or truncated image ({reason})"
+        ) from None
     if min(rgb.shape[:2]) < min_side:
         raise ImageReadError(
             name,
@@ -146,9 +161,8 @@ def load_rgb(path, min_side=1, max_pixels=MAX_PIXELS):
     try:
         data = path.read_bytes()
     except OSError as e:
-        raise ImageReadError(path, f"cannot read ({e.strerror or e})")
-    return decode_rgb(data, str(path), min_side=min_side,
-                      max_pixels=max_pixels)
+        raise ImageReadError(path, f"cannot read ({e.strerror or e})") from None
+    return decode_rgb(data, str(path), min_side=min_side, max_pixels=max_pixels)
 
 
 def resize_short_side(rgb, short_side, max_long_side=None):
@@ -187,8 +201,13 @@ def save_rgb(path, rgb, quality=95):
     """
     path = pathlib.Path(path)
     fmt = {
-        ".jpg": "JPEG", ".jpeg": "JPEG", ".png": "PNG", ".webp": "WEBP",
-        ".bmp": "BMP", ".tif": "TIFF", ".tiff": "TIFF",
+        ".jpg": "JPEG",
+        ".jpeg": "JPEG",
+        ".png": "PNG",
+        ".webp": "WEBP",
+        ".bmp": "BMP",
+        ".tif": "TIFF",
+        ".tiff": "TIFF",
     }.get(path.suffix.lower(), "PNG")
     img = Image.fromarray(np.asarray(rgb, dtype=np.uint8), "RGB")
     kwargs = {"quality": quality} if fmt in ("JPEG", "WEBP") else {}

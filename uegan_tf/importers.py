@@ -152,9 +152,7 @@ def read_official_checkpoint(path):
             # `*.index` in it.
             index = [f for f in os.listdir(path) if f.endswith(".index")]
             if len(index) != 1:
-                raise FileNotFoundError(
-                    f"no TF checkpoint found in {path!r}"
-                )
+                raise FileNotFoundError(f"no TF checkpoint found in {path!r}")
             prefix = os.path.join(path, index[0][: -len(".index")])
     elif not tf.io.gfile.exists(path + ".index"):
         raise FileNotFoundError(f"no TF checkpoint at {path!r}")
@@ -203,11 +201,18 @@ def load_official_checkpoint(generator, path):
 PYTORCH_EPSILON = 1e-5  # nn.GroupNorm's default
 
 _PYTORCH_CONV_BLOCKS = {
-    "A_0": "block_a.0", "A_1": "block_a.1", "A_2": "block_a.2",
-    "B_0": "block_b.0", "B_1": "block_b.1",
-    "C_0": "block_c.0", "C_1": "block_c.5",
-    "D_0": "block_d.0", "D_1": "block_d.1",
-    "E_0": "block_e.0", "E_1": "block_e.1", "E_2": "block_e.2",
+    "A_0": "block_a.0",
+    "A_1": "block_a.1",
+    "A_2": "block_a.2",
+    "B_0": "block_b.0",
+    "B_1": "block_b.1",
+    "C_0": "block_c.0",
+    "C_1": "block_c.5",
+    "D_0": "block_d.0",
+    "D_1": "block_d.1",
+    "E_0": "block_e.0",
+    "E_1": "block_e.1",
+    "E_2": "block_e.2",
 }
 
 
@@ -269,7 +274,7 @@ def load_pytorch_state_dict(generator, state_dict):
     """
     sd = {}
     for key, value in state_dict.items():
-        key = key[len("module."):] if key.startswith("module.") else key
+        key = key[len("module.") :] if key.startswith("module.") else key
         if hasattr(value, "detach"):  # a torch tensor
             value = value.detach().cpu().numpy()
         sd[key] = value
@@ -282,17 +287,23 @@ def load_pytorch_state_dict(generator, state_dict):
         )
     variables = generator_variables(generator)
     for key, (name, role) in mapping.items():
-        assign_into(variables[(name, role)],
-                    _pytorch_to_keras(sd[key], role), key)
+        assign_into(
+            variables[(name, role)], _pytorch_to_keras(sd[key], role), key
+        )
     return generator
 
 
 _TORCH_DTYPES = {
-    "FloatStorage": np.float32, "DoubleStorage": np.float64,
-    "HalfStorage": np.float16, "BFloat16Storage": None,
-    "LongStorage": np.int64, "IntStorage": np.int32,
-    "ShortStorage": np.int16, "CharStorage": np.int8,
-    "ByteStorage": np.uint8, "BoolStorage": np.bool_,
+    "FloatStorage": np.float32,
+    "DoubleStorage": np.float64,
+    "HalfStorage": np.float16,
+    "BFloat16Storage": None,
+    "LongStorage": np.int64,
+    "IntStorage": np.int32,
+    "ShortStorage": np.int16,
+    "CharStorage": np.int8,
+    "ByteStorage": np.uint8,
+    "BoolStorage": np.bool_,
 }
 
 
@@ -326,7 +337,7 @@ def read_pytorch_checkpoint(path):
             raise ValueError(
                 f"{path} uses the legacy (pre-1.6) torch.save format; "
                 "install torch to read it (pip install torch)"
-            )
+            ) from None
         obj = torch.load(path, map_location="cpu", weights_only=True)
         return {k: v.numpy() for k, v in _unwrap_state_dict(obj).items()}
 
@@ -348,7 +359,8 @@ def read_pytorch_checkpoint(path):
             raw = np.frombuffer(storage_bytes(storage.key), storage.dtype)
             item = raw.itemsize
             return np.lib.stride_tricks.as_strided(
-                raw[offset:], shape=tuple(size),
+                raw[offset:],
+                shape=tuple(size),
                 strides=tuple(s * item for s in stride),
             ).copy()
 
@@ -361,7 +373,8 @@ def read_pytorch_checkpoint(path):
         class Unpickler(pickle.Unpickler):
             def find_class(self, module, name):
                 if module == "torch._utils" and name in (
-                    "_rebuild_tensor_v2", "_rebuild_tensor"
+                    "_rebuild_tensor_v2",
+                    "_rebuild_tensor",
                 ):
                     return rebuild_tensor
                 if module == "torch" and name.endswith("Storage"):
@@ -417,8 +430,9 @@ def convert_pytorch_weights(state_dict, upsample="align_corners", unet=False):
     """
     from uegan_tf.models.generator import build_generator
 
-    generator = build_generator(unet=unet, upsample=upsample,
-                                norm_epsilon=PYTORCH_EPSILON)
+    generator = build_generator(
+        unet=unet, upsample=upsample, norm_epsilon=PYTORCH_EPSILON
+    )
     return load_pytorch_state_dict(generator, state_dict)
 
 
@@ -435,12 +449,19 @@ def convert_official_weights(path, unet=False):
 # implicitly).
 
 OFFICIAL_STYLES = ("Hayao", "Shinkai", "Paprika")
-OFFICIAL_URL = ("https://github.com/TachibanaYoshino/AnimeGANv2/raw/master/"
-                "checkpoint/generator_{style}_weight/{file}")
-PYTORCH_WEIGHTS = ("paprika", "face_paint_512_v1", "face_paint_512_v2",
-                   "celeba_distill")
-PYTORCH_URL = ("https://github.com/bryandlee/animegan2-pytorch/raw/main/"
-               "weights/{name}.pt")
+OFFICIAL_URL = (
+    "https://github.com/TachibanaYoshino/AnimeGANv2/raw/master/"
+    "checkpoint/generator_{style}_weight/{file}"
+)
+PYTORCH_WEIGHTS = (
+    "paprika",
+    "face_paint_512_v1",
+    "face_paint_512_v2",
+    "celeba_distill",
+)
+PYTORCH_URL = (
+    "https://github.com/bryandlee/animegan2-pytorch/raw/main/weights/{name}.pt"
+)
 
 
 def _fetch(url, dest):
@@ -450,15 +471,16 @@ def _fetch(url, dest):
     from uegan_tf.fileutil import atomic_path
 
     try:
-        with urllib.request.urlopen(url, timeout=60) as r, atomic_path(
-            dest
-        ) as tmp:
+        with (
+            urllib.request.urlopen(url, timeout=60) as r,
+            atomic_path(dest) as tmp,
+        ):
             with open(tmp, "wb") as f:
                 while chunk := r.read(1 << 20):
                     f.write(chunk)
     except (urllib.error.URLError, OSError) as e:
         reason = getattr(e, "reason", e)
-        raise ConnectionError(f"cannot download {url}: {reason}")
+        raise ConnectionError(f"cannot download {url}: {reason}") from None
     return dest
 
 
@@ -491,8 +513,10 @@ def download_weights(name, cache_dir):
         for suffix in (".index", ".data-00000-of-00001"):
             target = folder / (prefix + suffix)
             if not target.exists():
-                _fetch(OFFICIAL_URL.format(style=name, file=prefix + suffix),
-                       target)
+                _fetch(
+                    OFFICIAL_URL.format(style=name, file=prefix + suffix),
+                    target,
+                )
         return "tf1", folder
     if name in PYTORCH_WEIGHTS:
         target = cache / f"{name}.pt"

@@ -39,9 +39,11 @@ def _is_savedmodel(path):
 
 
 def _is_tf1_checkpoint(path):
-    return path.is_dir() and any(path.glob("*.index")) and not (
-        path / "config.json"
-    ).exists()
+    return (
+        path.is_dir()
+        and any(path.glob("*.index"))
+        and not (path / "config.json").exists()
+    )
 
 
 def resolve_source(source):
@@ -68,24 +70,29 @@ def resolve_source(source):
             return "savedmodel", path
         # A versioned export base: <base>/<name>/<version>/saved_model.pb.
         versions = sorted(
-            (p for p in path.iterdir() if p.is_dir() and p.name.isdigit()
-             and _is_savedmodel(p)),
+            (
+                p
+                for p in path.iterdir()
+                if p.is_dir() and p.name.isdigit() and _is_savedmodel(p)
+            ),
             key=lambda p: int(p.name),
         )
         if versions:
             return "savedmodel", versions[-1]
         if _is_tf1_checkpoint(path):
             return "tf1_checkpoint", path
-        raise ModelLoadError(f"{path}: not a model folder; expected "
-                             f"{SOURCES_HELP}")
+        raise ModelLoadError(
+            f"{path}: not a model folder; expected {SOURCES_HELP}"
+        )
     if path.exists():
-        raise ModelLoadError(f"{path}: unsupported model file; expected "
-                             f"{SOURCES_HELP}")
+        raise ModelLoadError(
+            f"{path}: unsupported model file; expected {SOURCES_HELP}"
+        )
     if "/" not in str(source) and "\\" not in str(source):
         try:
             style = registry.find_style(str(source))
         except KeyError as e:
-            raise ModelLoadError(str(e.args[0]))
+            raise ModelLoadError(str(e.args[0])) from None
         return "keras", pathlib.Path(style["path"])
     raise ModelLoadError(f"{source}: no such file or folder")
 
@@ -135,7 +142,7 @@ def load_generator(source=None, step=None):
     except ModelLoadError:
         raise
     except (OSError, ValueError) as e:
-        raise ModelLoadError(f"{path}: cannot load ({e})")
+        raise ModelLoadError(f"{path}: cannot load ({e})") from None
     raise ModelLoadError(
         f"{path}: a SavedModel; it can stylize (load_backend) but not be "
         "re-exported as a Keras generator"
@@ -207,7 +214,9 @@ def _ramp(tile_len, overlap, at_start, at_end):
         margin = overlap // 4
         ramp = np.clip(
             (np.arange(overlap, dtype=np.float32) - margin + 0.5)
-            / max(overlap - 2 * margin, 1), 0.0, 1.0,
+            / max(overlap - 2 * margin, 1),
+            0.0,
+            1.0,
         )
         if not at_start:
             w[:overlap] = np.minimum(w[:overlap], ramp)
@@ -279,8 +288,15 @@ class Stylizer:
         overlap, auto_tile_pixels, tile_batch, stats_side, max_side,
         brightness) may be changed; nothing is reloaded.
         """
-        allowed = {"tile", "overlap", "auto_tile_pixels", "tile_batch",
-                   "stats_side", "max_side", "brightness"}
+        allowed = {
+            "tile",
+            "overlap",
+            "auto_tile_pixels",
+            "tile_batch",
+            "stats_side",
+            "max_side",
+            "brightness",
+        }
         unknown = set(options) - allowed
         if unknown:
             raise TypeError(f"not a processing option: {sorted(unknown)}")
@@ -294,8 +310,9 @@ class Stylizer:
     def _build_keras_fns(self):
         g = self.generator
         spec = tf.TensorSpec([None, None, None, 3], tf.uint8)
-        self._run = tf.function(lambda x: stylize_uint8(g, x),
-                                input_signature=[spec])
+        self._run = tf.function(
+            lambda x: stylize_uint8(g, x), input_signature=[spec]
+        )
 
         @tf.function(input_signature=[spec])
         def collect(x):
@@ -310,7 +327,9 @@ class Stylizer:
         try:
             loaded = tf.saved_model.load(str(path))
         except (OSError, ValueError) as e:
-            raise ModelLoadError(f"{path}: cannot load SavedModel ({e})")
+            raise ModelLoadError(
+                f"{path}: cannot load SavedModel ({e})"
+            ) from None
         if "serving_default" not in loaded.signatures:
             raise ModelLoadError(f"{path}: no serving_default signature")
         fn = loaded.signatures["serving_default"]
@@ -326,14 +345,16 @@ class Stylizer:
             n = len(stats)
 
             @tf.function(
-                input_signature=[tf.TensorSpec([None, None, None, 3],
-                                               tf.uint8)]
+                input_signature=[tf.TensorSpec([None, None, None, 3], tf.uint8)]
                 + [tf.TensorSpec([1, 1, 1, 1], tf.float32)] * n
             )
             def tiled(x, *flat):
                 pairs = [(flat[i], flat[i + 1]) for i in range(0, n, 2)]
-                y = g(to_unit_range(x), training=False,
-                      norm_stats=NormStats(pairs))
+                y = g(
+                    to_unit_range(x),
+                    training=False,
+                    norm_stats=NormStats(pairs),
+                )
                 return from_unit_range(y)
 
             self._tiled_fn = tiled
@@ -345,8 +366,10 @@ class Stylizer:
         """Apply `max_side` downscaling; returns the array to stylize."""
         if self.max_side and max(rgb.shape[:2]) > self.max_side:
             scale = self.max_side / max(rgb.shape[:2])
-            size = (max(1, round(rgb.shape[1] * scale)),
-                    max(1, round(rgb.shape[0] * scale)))
+            size = (
+                max(1, round(rgb.shape[1] * scale)),
+                max(1, round(rgb.shape[0] * scale)),
+            )
             rgb = cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)
         return rgb
 
@@ -366,9 +389,11 @@ class Stylizer:
         if min(h, w) < MIN_SIDE:
             # The bottleneck at H/4 needs 2 pixels for its reflect padding:
             # extend tiny images by edge replication, then crop back.
-            grown = np.pad(rgb, ((0, max(0, MIN_SIDE - h)),
-                                 (0, max(0, MIN_SIDE - w)), (0, 0)),
-                           mode="edge")
+            grown = np.pad(
+                rgb,
+                ((0, max(0, MIN_SIDE - h)), (0, max(0, MIN_SIDE - w)), (0, 0)),
+                mode="edge",
+            )
             return self(grown)[:h, :w]
         if self.wants_tiles(h, w):
             out = self._tiled(rgb)
@@ -387,16 +412,22 @@ class Stylizer:
         else:
             out = self._run(frames).numpy()
         if self.brightness:
-            out = np.stack([match_brightness(o, f)
-                            for o, f in zip(out, frames)])
+            out = np.stack(
+                [match_brightness(o, f) for o, f in zip(out, frames)]
+            )
         return out
 
     def _whole_image_stats(self, rgb):
         h, w = rgb.shape[:2]
         scale = min(1.0, self.stats_side / max(h, w))
-        small = rgb if scale == 1.0 else cv2.resize(
-            rgb, (max(4, round(w * scale)), max(4, round(h * scale))),
-            interpolation=cv2.INTER_AREA,
+        small = (
+            rgb
+            if scale == 1.0
+            else cv2.resize(
+                rgb,
+                (max(4, round(w * scale)), max(4, round(h * scale))),
+                interpolation=cv2.INTER_AREA,
+            )
         )
         return self._collect(small[None])
 
@@ -415,8 +446,8 @@ class Stylizer:
         weight = np.zeros((h, w, 1), np.float32)
         boxes = [(y, x) for y in ys for x in xs]
         for i in range(0, len(boxes), self.tile_batch):
-            chunk = boxes[i:i + self.tile_batch]
-            tiles = np.stack([rgb[y:y + th, x:x + tw] for y, x in chunk])
+            chunk = boxes[i : i + self.tile_batch]
+            tiles = np.stack([rgb[y : y + th, x : x + tw] for y, x in chunk])
             if stats is not None:
                 out = self._run_with_stats(tiles, stats).numpy()
             else:
@@ -425,6 +456,6 @@ class Stylizer:
                 wy = _ramp(th, overlap, y == 0, y + th >= h)
                 wx = _ramp(tw, overlap, x == 0, x + tw >= w)
                 wt = (wy[:, None] * wx[None, :])[..., None]
-                acc[y:y + th, x:x + tw] += o.astype(np.float32) * wt
-                weight[y:y + th, x:x + tw] += wt
+                acc[y : y + th, x : x + tw] += o.astype(np.float32) * wt
+                weight[y : y + th, x : x + tw] += wt
         return np.clip(np.round(acc / weight), 0, 255).astype(np.uint8)

@@ -83,17 +83,14 @@ def lsgan_discriminator_loss(
         "smooth" and their sum "total".
     """
     terms = {
-        "real": real_weight * _mean_per_example(
-            tf.square(_f32(real_logits) - 1.0)
-        ),
+        "real": real_weight
+        * _mean_per_example(tf.square(_f32(real_logits) - 1.0)),
         "fake": fake_weight * _mean_per_example(tf.square(fake_logits)),
         "gray": gray_weight * _mean_per_example(tf.square(gray_logits)),
-        "smooth": smooth_weight * _mean_per_example(
-            tf.square(smooth_logits)
-        ),
+        "smooth": smooth_weight * _mean_per_example(tf.square(smooth_logits)),
     }
-    terms["total"] = terms["real"] + terms["fake"] + terms["gray"] + (
-        terms["smooth"]
+    terms["total"] = (
+        terms["real"] + terms["fake"] + terms["gray"] + (terms["smooth"])
     )
     return terms
 
@@ -149,9 +146,9 @@ def style_loss(style_gray_features, generated_features):
         `[B]` per-example loss.
     """
     return _mean_per_example(
-        tf.abs(gram_matrix(style_gray_features) - gram_matrix(
-            generated_features
-        ))
+        tf.abs(
+            gram_matrix(style_gray_features) - gram_matrix(generated_features)
+        )
     )
 
 

@@ -48,14 +48,17 @@ def ssim_luma(a, b):
     """
     h, w = a.shape[:2]
     size = min(11, h, w)
-    return float(tf.image.ssim(luma(a), luma(b), max_val=255.0,
-                               filter_size=size))
+    return float(
+        tf.image.ssim(luma(a), luma(b), max_val=255.0, filter_size=size)
+    )
 
 
 def sobel_l1(a, b):
     """Mean |Sobel magnitude(a) - Sobel magnitude(b)| on luma in [0, 1]."""
-    to_unit = lambda x: tf.constant(np.asarray(x, np.float32)[None] / 127.5
-                                    - 1.0)
+
+    def to_unit(x):
+        return tf.constant(np.asarray(x, np.float32)[None] / 127.5 - 1.0)
+
     return float(losses.edge_loss(to_unit(a), to_unit(b))[0])
 
 
@@ -140,10 +143,15 @@ def fid(features_a, features_b):
     cov_b = np.cov(b, rowvar=False)
     root_a = _sqrt_psd(cov_a)
     inner = root_a @ cov_b @ root_a
-    trace_sqrt = np.sqrt(np.clip(np.linalg.eigvalsh((inner + inner.T) / 2),
-                                 0, None)).sum()
-    value = ((mu_a - mu_b) ** 2).sum() + np.trace(cov_a) + np.trace(
-        cov_b) - 2 * trace_sqrt
+    trace_sqrt = np.sqrt(
+        np.clip(np.linalg.eigvalsh((inner + inner.T) / 2), 0, None)
+    ).sum()
+    value = (
+        ((mu_a - mu_b) ** 2).sum()
+        + np.trace(cov_a)
+        + np.trace(cov_b)
+        - 2 * trace_sqrt
+    )
     return float(max(value, 0.0))
 
 
@@ -167,9 +175,11 @@ def kid(features_a, features_b, subsets=10, subset_size=1000, seed=0):
         kxx = (x @ x.T / d + 1) ** 3
         kyy = (y @ y.T / d + 1) ** 3
         kxy = (x @ y.T / d + 1) ** 3
-        mmd = ((kxx.sum() - np.trace(kxx)) / (m * (m - 1))
-               + (kyy.sum() - np.trace(kyy)) / (m * (m - 1))
-               - 2 * kxy.mean())
+        mmd = (
+            (kxx.sum() - np.trace(kxx)) / (m * (m - 1))
+            + (kyy.sum() - np.trace(kyy)) / (m * (m - 1))
+            - 2 * kxy.mean()
+        )
         values.append(mmd)
     return float(np.mean(values)), float(np.std(values))
 
@@ -198,18 +208,24 @@ class FeatureExtractor:
         if kind == "inception":
             self.size = size or 299
             self.model = keras.applications.InceptionV3(
-                include_top=False, weights=weights, pooling="avg",
-                input_shape=(self.size, self.size, 3))
+                include_top=False,
+                weights=weights,
+                pooling="avg",
+                input_shape=(self.size, self.size, 3),
+            )
             self.label = "Inception-v3 pool (standard FID features)"
         elif kind == "vgg16":
             from uegan_tf.models import build_vgg_features
 
             self.size = size or 224
             vgg = build_vgg_features("vgg16", weights)
-            self.model = lambda x: tf.reduce_mean(tf.nn.relu(vgg(x)),
-                                                  axis=[1, 2])
-            self.label = ("VGG16 relu4_3 mean-pooled (offline fallback, not "
-                          "comparable with published FID)")
+            self.model = lambda x: tf.reduce_mean(
+                tf.nn.relu(vgg(x)), axis=[1, 2]
+            )
+            self.label = (
+                "VGG16 relu4_3 mean-pooled (offline fallback, not "
+                "comparable with published FID)"
+            )
         elif kind == "model":
             self.size = size or 64
             self.model = weights
@@ -221,9 +237,14 @@ class FeatureExtractor:
         """uint8 RGB images (any sizes) -> `[N, D]` float64 features."""
         out = []
         for i in range(0, len(images), batch):
-            chunk = [tf.image.resize(np.asarray(img, np.float32),
-                                     [self.size, self.size], antialias=True)
-                     for img in images[i:i + batch]]
+            chunk = [
+                tf.image.resize(
+                    np.asarray(img, np.float32),
+                    [self.size, self.size],
+                    antialias=True,
+                )
+                for img in images[i : i + batch]
+            ]
             x = tf.stack(chunk) / 127.5 - 1.0  # InceptionV3's own scaling
             out.append(np.asarray(self.model(x), np.float64))
         return np.concatenate(out)

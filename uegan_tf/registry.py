@@ -45,8 +45,9 @@ def _describe(folder, origin):
     return {
         "name": folder.name,
         "origin": origin,
-        "kind": meta.get("kind", "bundled" if origin == "bundled" else
-                         "converted"),
+        "kind": meta.get(
+            "kind", "bundled" if origin == "bundled" else "converted"
+        ),
         "description": meta.get("description", ""),
         "path": str(folder / GENERATOR_FILE),
         "meta": meta,
@@ -84,8 +85,16 @@ def find_style(name):
     raise KeyError(f"unknown style {name!r} (available: {names})")
 
 
-def add_style(name, generator, kind, description="", source="",
-              licence="", overwrite=False, extra=None):
+def add_style(
+    name,
+    generator,
+    kind,
+    description="",
+    source="",
+    licence="",
+    overwrite=False,
+    extra=None,
+):
     """Save a Keras generator as a user style.
 
     Args:
@@ -111,8 +120,13 @@ def add_style(name, generator, kind, description="", source="",
                 f"style {name!r} exists ({final}); pass overwrite"
             )
         shutil.rmtree(final)
-    meta = {"kind": kind, "description": description, "source": source,
-            "licence": licence, **(extra or {})}
+    meta = {
+        "kind": kind,
+        "description": description,
+        "source": source,
+        "licence": licence,
+        **(extra or {}),
+    }
     with atomic_dir(final) as tmp:
         generator.save(pathlib.Path(tmp) / GENERATOR_FILE)
         (pathlib.Path(tmp) / STYLE_FILE).write_text(json.dumps(meta, indent=2))

@@ -64,11 +64,14 @@ class StylizeConfig:
 
     def validate(self):
         if not self.inputs:
-            raise ValueError("no inputs: give image/video files, folders or "
-                             "globs (or --examples)")
+            raise ValueError(
+                "no inputs: give image/video files, folders or "
+                "globs (or --examples)"
+            )
         if self.skip_existing and self.overwrite:
-            raise ValueError("--skip_existing and --overwrite exclude each "
-                             "other")
+            raise ValueError(
+                "--skip_existing and --overwrite exclude each other"
+            )
         if self.tile is not None and self.tile and self.tile < 64:
             raise ValueError(f"--tile must be 0 or >= 64, got {self.tile}")
         if self.overlap < 0 or (self.tile and self.overlap >= self.tile // 2):
@@ -110,8 +113,9 @@ def expand_inputs(inputs, out_dir, image_format="auto"):
         if is_video_path(path):
             return path.with_suffix(".mp4").name
         ext = path.suffix.lower()
-        if image_format == "jpg" or (image_format == "auto"
-                                     and ext in (".jpg", ".jpeg")):
+        if image_format == "jpg" or (
+            image_format == "auto" and ext in (".jpg", ".jpeg")
+        ):
             return path.with_suffix(".jpg").name
         return path.with_suffix(".png").name
 
@@ -126,10 +130,13 @@ def expand_inputs(inputs, out_dir, image_format="auto"):
         path = pathlib.Path(item).expanduser()
         if path.is_dir():
             found = sorted(
-                p for p in path.rglob("*")
-                if p.is_file() and p.suffix.lower() in media
-                and not any(part.startswith(".")
-                            for part in p.relative_to(path).parts)
+                p
+                for p in path.rglob("*")
+                if p.is_file()
+                and p.suffix.lower() in media
+                and not any(
+                    part.startswith(".") for part in p.relative_to(path).parts
+                )
             )
             if not found:
                 errors.append(f"{path}: folder has no images or videos")
@@ -139,8 +146,9 @@ def expand_inputs(inputs, out_dir, image_format="auto"):
         elif path.exists():
             add(path, out_dir / out_name(path))
         elif glob.has_magic(str(item)):
-            matches = sorted(pathlib.Path(m) for m in
-                             glob.glob(str(item), recursive=True))
+            matches = sorted(
+                pathlib.Path(m) for m in glob.glob(str(item), recursive=True)
+            )
             matches = [m for m in matches if m.is_file()]
             if not matches:
                 errors.append(f"{item}: no file matches this pattern")
@@ -154,8 +162,7 @@ def expand_inputs(inputs, out_dir, image_format="auto"):
         counts[job.dst] = counts.get(job.dst, 0) + 1
     for job in jobs:
         if counts[job.dst] > 1:
-            job.dst = job.dst.with_name(
-                f"{job.src.parent.name}_{job.dst.name}")
+            job.dst = job.dst.with_name(f"{job.src.parent.name}_{job.dst.name}")
     return jobs, errors
 
 
@@ -198,8 +205,10 @@ def run(cfg, log=print, err=None, progress=True):
             if cfg.skip_existing:
                 log(f"skip (exists): {job.dst}")
                 continue
-            err(f"error: {job.src}: output {job.dst} exists (use "
-                "--overwrite or --skip_existing)")
+            err(
+                f"error: {job.src}: output {job.dst} exists (use "
+                "--overwrite or --skip_existing)"
+            )
             failures += 1
             continue
         todo.append(job)
@@ -207,13 +216,22 @@ def run(cfg, log=print, err=None, progress=True):
         return failures
 
     stylizer = Stylizer(
-        cfg.model, step=cfg.step, tile=cfg.tile, overlap=cfg.overlap,
-        max_side=cfg.max_side, brightness=cfg.brightness,
+        cfg.model,
+        step=cfg.step,
+        tile=cfg.tile,
+        overlap=cfg.overlap,
+        max_side=cfg.max_side,
+        brightness=cfg.brightness,
     )
     images = [j for j in todo if not j.video]
     videos = [j for j in todo if j.video]
-    bar = tqdm(images, unit="img", disable=not progress or not images,
-               dynamic_ncols=True, desc="images")
+    bar = tqdm(
+        images,
+        unit="img",
+        disable=not progress or not images,
+        dynamic_ncols=True,
+        desc="images",
+    )
     for job in bar:
         try:
             rgb = load_rgb(job.src, min_side=4)
@@ -227,8 +245,11 @@ def run(cfg, log=print, err=None, progress=True):
             else:
                 log(f"{job.src} -> {job.dst}")
         except (ImageReadError, ValueError) as e:
-            err(f"error: {e}" if isinstance(e, ImageReadError)
-                else f"error: {job.src}: {e}")
+            err(
+                f"error: {e}"
+                if isinstance(e, ImageReadError)
+                else f"error: {job.src}: {e}"
+            )
             failures += 1
         except OSError as e:
             err(f"error: {job.src}: cannot write {job.dst} ({e.strerror or e})")
@@ -239,28 +260,43 @@ def run(cfg, log=print, err=None, progress=True):
 
         def report(done, bars=bars, name=job.src.name):
             if not bars:  # created on the first decoded batch
-                bars.append(tqdm(unit="frame", disable=not progress,
-                                 dynamic_ncols=True, desc=name))
+                bars.append(
+                    tqdm(
+                        unit="frame",
+                        disable=not progress,
+                        dynamic_ncols=True,
+                        desc=name,
+                    )
+                )
             bars[0].update(done - bars[0].n)
 
         try:
             info = stylize_video(
-                stylizer, job.src, job.dst, batch=cfg.batch,
+                stylizer,
+                job.src,
+                job.dst,
+                batch=cfg.batch,
                 temporal_smoothing=cfg.temporal_smoothing,
-                side_by_side=cfg.side_by_side, progress=report,
+                side_by_side=cfg.side_by_side,
+                progress=report,
             )
             rate = info["frames"] / max(time.time() - start, 1e-6)
             for b in bars:
                 b.close()
-            log(f"{job.src} -> {job.dst} ({info['frames']} frames at "
+            log(
+                f"{job.src} -> {job.dst} ({info['frames']} frames at "
                 f"{float(info['fps']):.3g} fps, "
                 f"{'with' if info['audio'] else 'no'} audio, "
-                f"{rate:.2f} frames/s)")
+                f"{rate:.2f} frames/s)"
+            )
         except (VideoError, OSError) as e:
             for b in bars:
                 b.close()
-            err(f"error: {e}" if isinstance(e, VideoError)
-                else f"error: {job.src}: {e}")
+            err(
+                f"error: {e}"
+                if isinstance(e, VideoError)
+                else f"error: {job.src}: {e}"
+            )
             failures += 1
     return failures
 
@@ -275,25 +311,50 @@ def define_flags():
 
     define("string", "out_dir", d.out_dir, "Output folder.")
     define("string", "style", None, "A named style (uegan list-styles).")
-    define("string", "model", None, "A .keras file, training work dir, "
-           "SavedModel or official TF1 checkpoint folder.")
+    define(
+        "string",
+        "model",
+        None,
+        "A .keras file, training work dir, "
+        "SavedModel or official TF1 checkpoint folder.",
+    )
     define("integer", "step", None, "Checkpoint step of a work dir.")
-    define("integer", "tile", None, "Tile side (0: never tile; default: "
-           "automatic for large images).")
+    define(
+        "integer",
+        "tile",
+        None,
+        "Tile side (0: never tile; default: automatic for large images).",
+    )
     define("integer", "overlap", d.overlap, "Tile overlap in pixels.")
-    define("integer", "max_side", d.max_side, "Downscale longer inputs "
-           "first (0: keep the size).")
-    define("bool", "brightness", d.brightness, "Match the input's mean "
-           "brightness (reference test.py).")
+    define(
+        "integer",
+        "max_side",
+        d.max_side,
+        "Downscale longer inputs first (0: keep the size).",
+    )
+    define(
+        "bool",
+        "brightness",
+        d.brightness,
+        "Match the input's mean brightness (reference test.py).",
+    )
     define("bool", "side_by_side", d.side_by_side, "Input | output.")
-    define("bool", "skip_existing", d.skip_existing, "Skip existing "
-           "outputs.")
+    define("bool", "skip_existing", d.skip_existing, "Skip existing outputs.")
     define("bool", "overwrite", d.overwrite, "Replace existing outputs.")
     define("integer", "batch", d.batch, "Video frames per call.")
-    define("float", "temporal_smoothing", d.temporal_smoothing,
-           "Video flicker reduction, 0 (off) to 0.9.")
-    define("enum", "format", d.image_format, "Image output format.",
-           ["auto", "png", "jpg"])
+    define(
+        "float",
+        "temporal_smoothing",
+        d.temporal_smoothing,
+        "Video flicker reduction, 0 (off) to 0.9.",
+    )
+    define(
+        "enum",
+        "format",
+        d.image_format,
+        "Image output format.",
+        ["auto", "png", "jpg"],
+    )
     define("bool", "examples", False, "Stylize the bundled example photos.")
 
 
@@ -305,11 +366,20 @@ def config_from_flags(argv):
     if f.examples:
         inputs += (str(EXAMPLES_DIR),)
     return StylizeConfig(
-        inputs=inputs, out_dir=f.out_dir, model=f.model or f.style,
-        step=f.step, tile=f.tile, overlap=f.overlap, max_side=f.max_side,
-        brightness=f.brightness, side_by_side=f.side_by_side,
-        skip_existing=f.skip_existing, overwrite=f.overwrite, batch=f.batch,
-        temporal_smoothing=f.temporal_smoothing, image_format=f.format,
+        inputs=inputs,
+        out_dir=f.out_dir,
+        model=f.model or f.style,
+        step=f.step,
+        tile=f.tile,
+        overlap=f.overlap,
+        max_side=f.max_side,
+        brightness=f.brightness,
+        side_by_side=f.side_by_side,
+        skip_existing=f.skip_existing,
+        overwrite=f.overwrite,
+        batch=f.batch,
+        temporal_smoothing=f.temporal_smoothing,
+        image_format=f.format,
     ).validate()
 
 
@@ -330,13 +400,17 @@ def main(argv):
         print(f"error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("interrupted; finished outputs are complete, nothing "
-              "half-written was left", file=sys.stderr)
+        print(
+            "interrupted; finished outputs are complete, nothing "
+            "half-written was left",
+            file=sys.stderr,
+        )
         return 130
     out = pathlib.Path(cfg.out_dir).resolve()
     if failures:
-        print(f"done with {failures} error(s); results in {out}",
-              file=sys.stderr)
+        print(
+            f"done with {failures} error(s); results in {out}", file=sys.stderr
+        )
         return 1
     print(f"done; results in {out}")
     return 0

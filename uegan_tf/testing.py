@@ -47,11 +47,14 @@ def write_image_folders(root, n_photo=6, n_style=4, size=(72, 96)):
     root = pathlib.Path(root)
     h, w = size
     for i in range(n_photo):
-        save_rgb(root / "photo" / f"p{i:03d}.png",
-                 synthetic_image(h, w, i, "photo"))
+        save_rgb(
+            root / "photo" / f"p{i:03d}.png", synthetic_image(h, w, i, "photo")
+        )
     for i in range(n_style):
-        save_rgb(root / "style" / f"s{i:03d}.png",
-                 synthetic_image(h, w, 100 + i, "anime"))
+        save_rgb(
+            root / "style" / f"s{i:03d}.png",
+            synthetic_image(h, w, 100 + i, "anime"),
+        )
     return root / "photo", root / "style"
 
 
@@ -70,9 +73,14 @@ def write_fake_records(root, n_photo=6, n_style=4, size=64, workers=1):
     )
     out = root / "records"
     prepare_dataset(
-        PrepareConfig(out_dir=str(out), photo_dir=str(photo),
-                      style_dir=str(style), size=size, min_side=16,
-                      workers=workers),
+        PrepareConfig(
+            out_dir=str(out),
+            photo_dir=str(photo),
+            style_dir=str(style),
+            size=size,
+            min_side=16,
+            workers=workers,
+        ),
         log=lambda msg: None,
     )
     return out
@@ -90,9 +98,14 @@ def tiny_train_config(workdir, records_dir, **overrides):
         keep_checkpoints=3,
         log_every=1,
         sample_every=2,
-        data=DataConfig(records_dir=str(records_dir), crop_size=32,
-                        short_side=32, shuffle_buffer=8, num_val_images=2,
-                        val_size=32),
+        data=DataConfig(
+            records_dir=str(records_dir),
+            crop_size=32,
+            short_side=32,
+            shuffle_buffer=8,
+            num_val_images=2,
+            val_size=32,
+        ),
         model=ModelConfig(vgg_arch="vgg16", vgg_weights="none"),
     )
     sections = {}

@@ -45,8 +45,9 @@ def main(argv):
         print(f"error: {e}", file=sys.stderr)
         return 2
     # The replayable flags of this invocation (`--flagfile=WORKDIR/flags.txt`).
-    write_text_atomic(f"{cfg.workdir}/flags.txt",
-                      flags.FLAGS.flags_into_string())
+    write_text_atomic(
+        f"{cfg.workdir}/flags.txt", flags.FLAGS.flags_into_string()
+    )
     try:
         result = trainer.train()
     except trainer_lib.TrainingInterrupted as e:
@@ -55,8 +56,10 @@ def main(argv):
     except trainer_lib.TrainingDivergedError as e:
         print(f"error: training diverged: {e}", file=sys.stderr)
         return 1
-    print(f"done: step {result['step']} ({result['phase']} phase); "
-          f"checkpoints in {cfg.workdir}/checkpoints")
+    print(
+        f"done: step {result['step']} ({result['phase']} phase); "
+        f"checkpoints in {cfg.workdir}/checkpoints"
+    )
     return 0
 
 

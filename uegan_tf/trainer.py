@@ -139,8 +139,13 @@ class Trainer:
         saved = load_workdir_config(self.workdir)
         if saved is None:
             return
-        for name in ("unet", "upsample", "d_channels", "d_layers",
-                     "spectral_norm"):
+        for name in (
+            "unet",
+            "upsample",
+            "d_channels",
+            "d_layers",
+            "spectral_norm",
+        ):
             old = getattr(saved.model, name)
             new = getattr(self.cfg.model, name)
             if old != new:
@@ -182,10 +187,12 @@ class Trainer:
                 self.init_opt.build(self.generator.trainable_variables)
                 self.g_opt.build(self.generator.trainable_variables)
                 self.d_opt.build(self.discriminator.trainable_variables)
-                self.step = tf.Variable(0, dtype=tf.int64, trainable=False,
-                                        name="step")
-                self.phase = tf.Variable(INIT, dtype=tf.int64,
-                                         trainable=False, name="phase")
+                self.step = tf.Variable(
+                    0, dtype=tf.int64, trainable=False, name="step"
+                )
+                self.phase = tf.Variable(
+                    INIT, dtype=tf.int64, trainable=False, name="phase"
+                )
         finally:
             keras.mixed_precision.set_global_policy(previous_policy)
 
@@ -203,15 +210,15 @@ class Trainer:
         )
         self.iterator = None
         self.iterator_in_checkpoint = self.num_replicas == 1 and not (
-            isinstance(self.strategy,
-                       tf.distribute.MultiWorkerMirroredStrategy)
+            isinstance(self.strategy, tf.distribute.MultiWorkerMirroredStrategy)
         )
         if self.iterator_in_checkpoint:
             # One replica: a plain tf.data iterator, which is trackable
             # (distributed iterators are not), fed to strategy.run as is.
             self.iterator = iter(
-                build_train_dataset(cfg.data, cfg.batch_size, None,
-                                    seed=cfg.seed)
+                build_train_dataset(
+                    cfg.data, cfg.batch_size, None, seed=cfg.seed
+                )
             )
             self.checkpoint.data = self.iterator
         ckpt_dir = self.workdir / CHECKPOINT_DIR
@@ -219,7 +226,9 @@ class Trainer:
             # Non-chief workers must save too (collectives), elsewhere.
             ckpt_dir = self.workdir / "tmp_worker_checkpoints"
         self.manager = tf.train.CheckpointManager(
-            self.checkpoint, str(ckpt_dir), max_to_keep=cfg.keep_checkpoints,
+            self.checkpoint,
+            str(ckpt_dir),
+            max_to_keep=cfg.keep_checkpoints,
         )
 
         jit = cfg.jit_compile
@@ -289,16 +298,26 @@ class Trainer:
                 with tf.GradientTape() as d_tape:
                     logits = d(
                         tf.concat(
-                            [anime, tf.stop_gradient(fake), anime_gray,
-                             smooth_gray],
+                            [
+                                anime,
+                                tf.stop_gradient(fake),
+                                anime_gray,
+                                smooth_gray,
+                            ],
                             axis=0,
                         ),
                         training=True,
                     )
                     real_l, fake_l, gray_l, smooth_l = tf.split(logits, 4)
                     d_terms = losses.lsgan_discriminator_loss(
-                        real_l, fake_l, gray_l, smooth_l,
-                        w.d_real, w.d_fake, w.d_gray, w.d_smooth,
+                        real_l,
+                        fake_l,
+                        gray_l,
+                        smooth_l,
+                        w.d_real,
+                        w.d_fake,
+                        w.d_gray,
+                        w.d_smooth,
                     )
                     d_loss = avg(w.d_adv * d_terms["total"])
                     d_scaled = self.d_opt.scale_loss(d_loss)
@@ -319,11 +338,15 @@ class Trainer:
             }
             if w.edge:
                 terms["edge"] = losses.edge_loss(fake, photo)
-            weights = {"adv": w.g_adv, "content": w.content, "style": w.style,
-                       "color": w.color, "tv": w.tv, "edge": w.edge}
-            g_per_example = tf.add_n(
-                [weights[k] * v for k, v in terms.items()]
-            )
+            weights = {
+                "adv": w.g_adv,
+                "content": w.content,
+                "style": w.style,
+                "color": w.color,
+                "tv": w.tv,
+                "edge": w.edge,
+            }
+            g_per_example = tf.add_n([weights[k] * v for k, v in terms.items()])
             g_loss = avg(g_per_example)
             g_scaled = self.g_opt.scale_loss(g_loss)
         g_grads = g_tape.gradient(g_scaled, g.trainable_variables)
@@ -356,8 +379,12 @@ class Trainer:
             cfg = self.cfg
 
             def dataset_fn(input_context):
-                return build_train_dataset(cfg.data, cfg.batch_size,
-                                           input_context, seed=cfg.seed + step)
+                return build_train_dataset(
+                    cfg.data,
+                    cfg.batch_size,
+                    input_context,
+                    seed=cfg.seed + step,
+                )
 
             self.iterator = iter(
                 self.strategy.distribute_datasets_from_function(dataset_fn)
@@ -377,7 +404,9 @@ class Trainer:
         return summaries.write_sample_grid(
             self.writer,
             self.workdir / "samples" / f"step_{step:07d}.png",
-            self._val_images, fake, step,
+            self._val_images,
+            fake,
+            step,
         )
 
     def _load_val_images(self):
@@ -401,8 +430,10 @@ class Trainer:
             "total_steps": self.total_steps,
             "replicas": self.num_replicas,
         }
-        write_text_atomic(self.workdir / CONFIG_FILE,
-                          json.dumps(payload, indent=2, sort_keys=True))
+        write_text_atomic(
+            self.workdir / CONFIG_FILE,
+            json.dumps(payload, indent=2, sort_keys=True),
+        )
 
     def train(self):
         """Run (or resume) training to `total_steps`.
@@ -426,8 +457,11 @@ class Trainer:
         metrics = {}
         if step >= self.total_steps:
             self.log(f"already trained: step {step} >= {self.total_steps}")
-            return {"step": step, "phase": PHASE_NAMES[int(self.phase.numpy())],
-                    "metrics": metrics}
+            return {
+                "step": step,
+                "phase": PHASE_NAMES[int(self.phase.numpy())],
+                "metrics": metrics,
+            }
 
         # ---- Signals: save on SIGTERM (schedulers) and Ctrl-C -----------
         stop = {"signal": None}
@@ -443,8 +477,11 @@ class Trainer:
                 pass
 
         bar = tqdm(
-            total=self.total_steps, initial=step, disable=not self.progress,
-            dynamic_ncols=True, unit="step",
+            total=self.total_steps,
+            initial=step,
+            disable=not self.progress,
+            dynamic_ncols=True,
+            unit="step",
         )
         log_file = open(self.workdir / "metrics.jsonl", "a")
         start = time.time()
@@ -453,8 +490,10 @@ class Trainer:
             while step < self.total_steps:
                 phase = INIT if step < self.init_steps else GAN
                 if phase == GAN and int(self.phase.numpy()) == INIT:
-                    self.log(f"init phase done at step {step}: adversarial "
-                             "training starts")
+                    self.log(
+                        f"init phase done at step {step}: adversarial "
+                        "training starts"
+                    )
                     self.sample(step)
                 self.phase.assign(phase)
                 fn = self.init_fn if phase == INIT else self.gan_fn
@@ -475,10 +514,17 @@ class Trainer:
                 bar.update(1)
                 if step % cfg.log_every == 0 or step == self.total_steps:
                     summaries.write_scalars(self.writer, metrics, step)
-                    log_file.write(json.dumps({
-                        "step": step, "phase": PHASE_NAMES[phase],
-                        "time": round(time.time() - start, 2), **metrics,
-                    }) + "\n")
+                    log_file.write(
+                        json.dumps(
+                            {
+                                "step": step,
+                                "phase": PHASE_NAMES[phase],
+                                "time": round(time.time() - start, 2),
+                                **metrics,
+                            }
+                        )
+                        + "\n"
+                    )
                     log_file.flush()
                 if step % cfg.sample_every == 0:
                     self.sample(step)
@@ -501,15 +547,21 @@ class Trainer:
             self.writer.flush()
             for sig, handler in old_handlers.items():
                 signal.signal(sig, handler)
-        return {"step": step, "phase": PHASE_NAMES[int(self.phase.numpy())],
-                "metrics": metrics}
+        return {
+            "step": step,
+            "phase": PHASE_NAMES[int(self.phase.numpy())],
+            "metrics": metrics,
+        }
 
 
 def _short(metrics):
     """A few losses for the progress bar."""
     keys = {
-        "loss/init/content": "con", "loss/g/total": "g",
-        "loss/d/total": "d", "loss/g/content": "con", "loss/g/adv": "adv",
+        "loss/init/content": "con",
+        "loss/g/total": "g",
+        "loss/d/total": "d",
+        "loss/g/content": "con",
+        "loss/g/adv": "adv",
     }
     return {v: f"{metrics[k]:.3g}" for k, v in keys.items() if k in metrics}
 
@@ -535,8 +587,9 @@ def load_generator_from_workdir(workdir, step=None):
     workdir = pathlib.Path(workdir)
     cfg = load_workdir_config(workdir)
     if cfg is None:
-        raise FileNotFoundError(f"{workdir} is not a training work dir "
-                                f"(no {CONFIG_FILE})")
+        raise FileNotFoundError(
+            f"{workdir} is not a training work dir (no {CONFIG_FILE})"
+        )
     ckpt_dir = workdir / CHECKPOINT_DIR
     if step is None:
         path = tf.train.latest_checkpoint(str(ckpt_dir))
@@ -549,13 +602,13 @@ def load_generator_from_workdir(workdir, step=None):
             f"no checkpoint{'' if step is None else f' for step {step}'} in "
             f"{ckpt_dir}"
         )
-    generator = build_generator(unet=cfg.model.unet,
-                                upsample=cfg.model.upsample)
+    generator = build_generator(
+        unet=cfg.model.unet, upsample=cfg.model.upsample
+    )
     tf.train.Checkpoint(generator=generator).read(path).expect_partial()
     reader = tf.train.load_checkpoint(path)
     saved_step = int(reader.get_tensor("step/.ATTRIBUTES/VARIABLE_VALUE"))
-    return generator, {"step": saved_step, "checkpoint": path,
-                       "config": cfg}
+    return generator, {"step": saved_step, "checkpoint": path, "config": cfg}
 
 
 __all__ = [

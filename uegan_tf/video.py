@@ -45,7 +45,9 @@ def probe(path):
         raise VideoError(f"{path}: no such file")
     proc = subprocess.run(
         [imageio_ffmpeg.get_ffmpeg_exe(), "-hide_banner", "-i", path],
-        capture_output=True, text=True, errors="replace",
+        capture_output=True,
+        text=True,
+        errors="replace",
     )
     text = proc.stderr
     if "Invalid data found" in text or "could not find codec" in text:
@@ -59,19 +61,24 @@ def probe(path):
         "width": int(video.group(1)) if video else None,
         "height": int(video.group(2)) if video else None,
         "fps": fractions.Fraction(fps.group(1)).limit_denominator(1001)
-        if fps else None,
+        if fps
+        else None,
         "duration": (
-            int(duration.group(1)) * 3600 + int(duration.group(2)) * 60
+            int(duration.group(1)) * 3600
+            + int(duration.group(2)) * 60
             + float(duration.group(3))
-        ) if duration else None,
+        )
+        if duration
+        else None,
     }
     if not info["has_video"]:
         raise VideoError(f"{path}: no video stream")
     return info
 
 
-def temporal_blend(current, previous_out, current_in, previous_in, strength,
-                   sigma=12.0):
+def temporal_blend(
+    current, previous_out, current_in, previous_in, strength, sigma=12.0
+):
     """Blend a stylized frame with the previous one where the input is still.
 
     out = (1 - a) * current + a * previous_out, with the per-pixel weight
@@ -89,16 +96,26 @@ def temporal_blend(current, previous_out, current_in, previous_in, strength,
     Returns:
         uint8 `[H, W, 3]`.
     """
-    change = np.abs(current_in.astype(np.float32)
-                    - previous_in.astype(np.float32)).mean(-1, keepdims=True)
+    change = np.abs(
+        current_in.astype(np.float32) - previous_in.astype(np.float32)
+    ).mean(-1, keepdims=True)
     a = strength * np.exp(-change / sigma)
     out = (1 - a) * current.astype(np.float32) + a * previous_out.astype(
-        np.float32)
+        np.float32
+    )
     return np.clip(np.round(out), 0, 255).astype(np.uint8)
 
 
-def stylize_video(stylizer, src, dst, batch=4, temporal_smoothing=0.0,
-                  side_by_side=False, progress=None, quality=7):
+def stylize_video(
+    stylizer,
+    src,
+    dst,
+    batch=4,
+    temporal_smoothing=0.0,
+    side_by_side=False,
+    progress=None,
+    quality=7,
+):
     """Stylize a video file frame by frame into an H.264 MP4 (or `dst` type).
 
     Keeps the frame count and frame rate and copies the audio track
@@ -125,7 +142,7 @@ def stylize_video(stylizer, src, dst, batch=4, temporal_smoothing=0.0,
     try:
         meta = next(reader)
     except (StopIteration, RuntimeError, OSError) as e:
-        raise VideoError(f"{src}: cannot decode ({e})")
+        raise VideoError(f"{src}: cannot decode ({e})") from None
     width, height = meta["size"]
     fps = info["fps"] or fractions.Fraction(meta.get("fps") or 25)
     frame_bytes = width * height * 3
@@ -137,14 +154,18 @@ def stylize_video(stylizer, src, dst, batch=4, temporal_smoothing=0.0,
 
     dst = pathlib.Path(dst)
     dst.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{dst.stem}.", suffix=dst.suffix
-                               or ".mp4", dir=dst.parent)
+    fd, tmp = tempfile.mkstemp(
+        prefix=f".{dst.stem}.", suffix=dst.suffix or ".mp4", dir=dst.parent
+    )
     os.close(fd)
     # Scale the stylized frame back to the source size if max_side shrank
     # it: a video keeps its resolution.
     out_w = width * (2 if side_by_side else 1)
     writer = imageio_ffmpeg.write_frames(
-        tmp, (out_w, height), fps=fps, quality=quality,
+        tmp,
+        (out_w, height),
+        fps=fps,
+        quality=quality,
         macro_block_size=2,
         audio_path=str(src) if info["has_audio"] else None,
         audio_codec="aac" if info["has_audio"] else None,
@@ -158,10 +179,12 @@ def stylize_video(stylizer, src, dst, batch=4, temporal_smoothing=0.0,
 
         def flush(raw_frames):
             nonlocal prev_in, prev_out, count
-            frames = np.stack([
-                np.frombuffer(f, np.uint8).reshape(height, width, 3)
-                for f in raw_frames
-            ])
+            frames = np.stack(
+                [
+                    np.frombuffer(f, np.uint8).reshape(height, width, 3)
+                    for f in raw_frames
+                ]
+            )
             styled = stylizer.stylize_batch(
                 np.stack([stylizer.prepare(f) for f in frames])
             )
@@ -169,11 +192,13 @@ def stylize_video(stylizer, src, dst, batch=4, temporal_smoothing=0.0,
                 if s.shape[:2] != (height, width):
                     import cv2
 
-                    s = cv2.resize(s, (width, height),
-                                   interpolation=cv2.INTER_CUBIC)
+                    s = cv2.resize(
+                        s, (width, height), interpolation=cv2.INTER_CUBIC
+                    )
                 if temporal_smoothing > 0 and prev_out is not None:
-                    s = temporal_blend(s, prev_out, f, prev_in,
-                                       temporal_smoothing)
+                    s = temporal_blend(
+                        s, prev_out, f, prev_in, temporal_smoothing
+                    )
                 prev_in, prev_out = f, s
                 out = np.concatenate([f, s], axis=1) if side_by_side else s
                 writer.send(np.ascontiguousarray(out))
@@ -202,5 +227,9 @@ def stylize_video(stylizer, src, dst, batch=4, temporal_smoothing=0.0,
         raise
     finally:
         reader.close()
-    return {"frames": count, "fps": fps, "audio": info["has_audio"],
-            "size": (out_w, height)}
+    return {
+        "frames": count,
+        "fps": fps,
+        "audio": info["has_audio"],
+        "size": (out_w, height),
+    }

@@ -50,7 +50,9 @@ def edge_smooth(rgb):
     g = cv2.getGaussianKernel(KERNEL_SIZE, 0)
     kernel2d = g @ g.T
     blurred = cv2.filter2D(
-        rgb.astype(np.float64), -1, kernel2d,
+        rgb.astype(np.float64),
+        -1,
+        kernel2d,
         borderType=cv2.BORDER_REFLECT_101,
     )
     out = rgb.copy()

@@ -25,12 +25,15 @@ def summarize(records_dir):
         hs, ws, lo, hi, n = [], [], 255, 0, 0
         for serialized in tf.data.TFRecordDataset(files):
             ex = schema.parse_example(serialized, kind)
-            images = [ex["image"]] + ([ex["smooth"]] if kind == schema.STYLE
-                                      else [])
+            images = [ex["image"]] + (
+                [ex["smooth"]] if kind == schema.STYLE else []
+            )
             for img in images:
                 if img.shape != images[0].shape:
-                    raise ValueError(f"{ex['source']}: smooth copy size "
-                                     "differs from the image")
+                    raise ValueError(
+                        f"{ex['source']}: smooth copy size "
+                        "differs from the image"
+                    )
                 lo = min(lo, int(tf.reduce_min(img)))
                 hi = max(hi, int(tf.reduce_max(img)))
             hs.append(int(images[0].shape[0]))
@@ -56,6 +59,7 @@ def contact_sheet(records_dir, n=6, size=128):
     Returns:
         uint8 `[H, W, 3]`.
     """
+
     def take(kind):
         ds = tf.data.TFRecordDataset(list_shards(records_dir, kind))
         return [schema.parse_example(s, kind) for s in ds.take(n)]
@@ -64,9 +68,11 @@ def contact_sheet(records_dir, n=6, size=128):
         img = tf.cast(img, tf.float32)
         h, w = img.shape[0], img.shape[1]
         scale = size / min(h, w)
-        img = tf.image.resize(img, [max(size, round(h * scale)),
-                                    max(size, round(w * scale))],
-                              antialias=True)
+        img = tf.image.resize(
+            img,
+            [max(size, round(h * scale)), max(size, round(w * scale))],
+            antialias=True,
+        )
         img = tf.image.resize_with_crop_or_pad(img, size, size)
         return np.clip(np.round(img.numpy()), 0, 255).astype(np.uint8)
 

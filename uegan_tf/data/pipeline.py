@@ -24,7 +24,8 @@ def list_shards(records_dir, kind):
         FileNotFoundError: no shards (with a hint to run make_tfrecords).
     """
     files = sorted(
-        str(p) for p in pathlib.Path(records_dir).glob(schema.shard_pattern(kind))
+        str(p)
+        for p in pathlib.Path(records_dir).glob(schema.shard_pattern(kind))
     )
     if not files:
         raise FileNotFoundError(
@@ -60,8 +61,10 @@ def _resize_for_crop(images, crop_size, short_side):
     h = tf.cast(shape[1], tf.float32)
     w = tf.cast(shape[2], tf.float32)
     short = tf.minimum(h, w)
-    target = tf.cast(short_side, tf.float32) if short_side else tf.maximum(
-        short, float(crop_size)
+    target = (
+        tf.cast(short_side, tf.float32)
+        if short_side
+        else tf.maximum(short, float(crop_size))
     )
     scale = target / short
     size = tf.cast(tf.math.ceil(tf.stack([h, w]) * scale - 1e-3), tf.int32)
@@ -114,8 +117,9 @@ def _records(files, input_context, seed):
     ds = tf.data.Dataset.from_tensor_slices(files)
     if input_context and input_context.num_input_pipelines > 1:
         # One pipeline per worker host; each reads a disjoint set of shards.
-        ds = ds.shard(input_context.num_input_pipelines,
-                      input_context.input_pipeline_id)
+        ds = ds.shard(
+            input_context.num_input_pipelines, input_context.input_pipeline_id
+        )
     ds = ds.shuffle(len(files), seed=seed)
     return ds.interleave(
         tf.data.TFRecordDataset,
@@ -130,8 +134,9 @@ def _stream(files, kind, batch_size, cfg, input_context, seed):
     ds = _records(files, input_context, seed)
     # Shuffle serialized records (small) before repeat: every epoch sees
     # each image once, and an iterator checkpoint stays a few MB.
-    ds = ds.shuffle(cfg.shuffle_buffer, seed=seed,
-                    reshuffle_each_iteration=True).repeat()
+    ds = ds.shuffle(
+        cfg.shuffle_buffer, seed=seed, reshuffle_each_iteration=True
+    ).repeat()
     # A [2] seed per element for the stateless crop/flip.
     seeds = tf.data.Dataset.random(seed=seed).batch(2)
     ds = tf.data.Dataset.zip(ds, seeds)
@@ -139,19 +144,26 @@ def _stream(files, kind, batch_size, cfg, input_context, seed):
     def parse(serialized, element_seed):
         ex = schema.parse_example(serialized, kind)
         if kind == schema.PHOTO:
-            return augment(ex["image"][None], cfg.crop_size, element_seed,
-                           cfg.short_side, cfg.flip)[0]
+            return augment(
+                ex["image"][None],
+                cfg.crop_size,
+                element_seed,
+                cfg.short_side,
+                cfg.flip,
+            )[0]
         both = tf.stack([ex["image"], ex["smooth"]])  # same crop and flip
-        both = augment(both, cfg.crop_size, element_seed, cfg.short_side,
-                       cfg.flip)
+        both = augment(
+            both, cfg.crop_size, element_seed, cfg.short_side, cfg.flip
+        )
         return {
             "anime": both[0],
             "anime_gray": gray3(both[0]),
             "anime_smooth_gray": gray3(both[1]),
         }
 
-    ds = ds.map(parse, num_parallel_calls=AUTOTUNE,
-                deterministic=seed is not None)
+    ds = ds.map(
+        parse, num_parallel_calls=AUTOTUNE, deterministic=seed is not None
+    )
     # Fixed batch shapes for the step function (and for XLA).
     return ds.batch(batch_size, drop_remainder=True)
 
@@ -178,14 +190,23 @@ def build_train_dataset(cfg, global_batch_size, input_context=None, seed=None):
     batch = global_batch_size
     if input_context is not None:
         batch = input_context.get_per_replica_batch_size(global_batch_size)
-    photos = _stream(list_shards(cfg.records_dir, schema.PHOTO), schema.PHOTO,
-                     batch, cfg, input_context, seed)
-    styles = _stream(list_shards(cfg.records_dir, schema.STYLE), schema.STYLE,
-                     batch, cfg, input_context,
-                     None if seed is None else seed + 1)
-    ds = tf.data.Dataset.zip(photos, styles).map(
-        lambda p, s: {"photo": p, **s}
+    photos = _stream(
+        list_shards(cfg.records_dir, schema.PHOTO),
+        schema.PHOTO,
+        batch,
+        cfg,
+        input_context,
+        seed,
     )
+    styles = _stream(
+        list_shards(cfg.records_dir, schema.STYLE),
+        schema.STYLE,
+        batch,
+        cfg,
+        input_context,
+        None if seed is None else seed + 1,
+    )
+    ds = tf.data.Dataset.zip(photos, styles).map(lambda p, s: {"photo": p, **s})
     return ds.prefetch(AUTOTUNE)
 
 
@@ -210,7 +231,9 @@ def load_validation_images(source, size, max_images=8):
     if any(source.glob(schema.shard_pattern(schema.PHOTO))):
         ds = tf.data.TFRecordDataset(list_shards(source, schema.PHOTO))
         for serialized in ds.take(max_images):
-            images.append(schema.parse_example(serialized, schema.PHOTO)["image"])
+            images.append(
+                schema.parse_example(serialized, schema.PHOTO)["image"]
+            )
     else:
         for path in find_images(source):
             try:

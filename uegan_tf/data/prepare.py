@@ -87,15 +87,15 @@ def _folder_tasks(folder, what):
     try:
         files = find_images(folder)
     except FileNotFoundError:
-        raise DataPreparationError(f"{what} folder not found: {folder}")
+        raise DataPreparationError(
+            f"{what} folder not found: {folder}"
+        ) from None
     if not files:
         raise DataPreparationError(
             f"{what} folder has no images (.jpg .png .webp .bmp ...): {folder}"
         )
     root = pathlib.Path(folder)
-    return [
-        {"path": str(f), "source": str(f.relative_to(root))} for f in files
-    ]
+    return [{"path": str(f), "source": str(f.relative_to(root))} for f in files]
 
 
 def _tfds_photo_tasks(cfg):
@@ -104,9 +104,8 @@ def _tfds_photo_tasks(cfg):
         import tensorflow_datasets as tfds
     except ImportError:
         raise DataPreparationError(
-            "tensorflow-datasets is not installed: pip install "
-            "'uegan_tf[data]'"
-        )
+            "tensorflow-datasets is not installed: pip install 'uegan_tf[data]'"
+        ) from None
     kind, _, rest = cfg.photo_source.partition(":")
     if kind == "tfds":
         name, _, split = rest.partition(":")
@@ -118,13 +117,17 @@ def _tfds_photo_tasks(cfg):
             ds = builder.as_dataset(split=split)
         except Exception as e:  # TFDS raises many types; all are user errors
             first = str(e).strip().splitlines()[0] if str(e).strip() else e
-            hint = "" if cfg.tfds_download else (
-                " (nothing is downloaded unless --tfds_download is given)"
+            hint = (
+                ""
+                if cfg.tfds_download
+                else (
+                    " (nothing is downloaded unless --tfds_download is given)"
+                )
             )
             raise DataPreparationError(
                 f"cannot read TFDS dataset {name!r} split {split!r}: "
                 f"{first}{hint}"
-            )
+            ) from None
     elif kind == "imagefolder":
         root, _, split = rest.partition(":")
         if not os.path.isdir(root):
@@ -250,20 +253,28 @@ def _run_kind(cfg, kind, tasks, count, pool, log):
     """Process and write one kind; returns its manifest section."""
     if count == 0:
         raise DataPreparationError(f"no {kind} images to write")
-    settings = {"size": cfg.size, "min_side": cfg.min_side,
-                "quality": cfg.quality}
+    settings = {
+        "size": cfg.size,
+        "min_side": cfg.min_side,
+        "quality": cfg.quality,
+    }
     writer = _ShardWriter(cfg.out_dir, kind, _num_shards(cfg, count))
     skipped = []
     means = []
     heights, widths = [], []
     work = ({**t, **settings} for t in tasks)
     try:
-        results = pool.imap(prepare_image, work, chunksize=4) if pool else (
-            map(prepare_image, work)
+        results = (
+            pool.imap(prepare_image, work, chunksize=4)
+            if pool
+            else (map(prepare_image, work))
         )
         bar = tqdm(
-            results, total=count if count > 0 else None, unit="img",
-            desc=f"{kind:>5}", dynamic_ncols=True,
+            results,
+            total=count if count > 0 else None,
+            unit="img",
+            desc=f"{kind:>5}",
+            dynamic_ncols=True,
         )
         for r in bar:
             if not r["ok"]:
@@ -272,15 +283,20 @@ def _run_kind(cfg, kind, tasks, count, pool, log):
                 continue
             writer.write(
                 schema.make_example(
-                    r["image"], r["height"], r["width"], r["source"],
+                    r["image"],
+                    r["height"],
+                    r["width"],
+                    r["source"],
                     smooth=r["smooth"],
                 )
             )
             means.append(r["channel_mean"])
             heights.append(r["height"])
             widths.append(r["width"])
-            if cfg.max_photos and kind == schema.PHOTO and (
-                writer.count >= cfg.max_photos
+            if (
+                cfg.max_photos
+                and kind == schema.PHOTO
+                and (writer.count >= cfg.max_photos)
             ):
                 break
         if writer.count == 0:
@@ -330,19 +346,24 @@ def prepare_dataset(cfg, log=print):
     else:
         photo_tasks, photo_count = _tfds_photo_tasks(cfg)
         if cfg.max_photos:
-            photo_count = min(photo_count, cfg.max_photos) if (
-                photo_count > 0
-            ) else cfg.max_photos
+            photo_count = (
+                min(photo_count, cfg.max_photos)
+                if (photo_count > 0)
+                else cfg.max_photos
+            )
         photo_from = cfg.photo_source
     out = pathlib.Path(cfg.out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    old = {p.name for k in schema.KINDS for p in out.glob(schema.shard_pattern(k))}
+    old = {
+        p.name for k in schema.KINDS for p in out.glob(schema.shard_pattern(k))
+    }
 
     workers = cfg.workers or os.cpu_count() or 1
     # spawn: workers import only numpy/PIL/OpenCV, never TF's threads.
     pool = (
         multiprocessing.get_context("spawn").Pool(workers)
-        if workers > 1 else None
+        if workers > 1
+        else None
     )
     try:
         photo, photo_skipped = _run_kind(
@@ -370,18 +391,20 @@ def prepare_dataset(cfg, log=print):
             "photo": photo_from,
             "style": os.path.abspath(cfg.style_dir),
             "smooth": (
-                os.path.abspath(cfg.smooth_dir) if cfg.smooth_dir
+                os.path.abspath(cfg.smooth_dir)
+                if cfg.smooth_dir
                 else "computed (Canny 100/200, 5x5 dilation, 5x5 Gaussian)"
             ),
         },
         "photo": photo,
         "style": style,
         "style_data_mean_offsets_bgr": [
-            round(m - b, 4), round(m - g, 4), round(m - r, 4)
+            round(m - b, 4),
+            round(m - g, 4),
+            round(m - r, 4),
         ],
-        "skipped": [
-            {"kind": schema.PHOTO, **s} for s in photo_skipped
-        ] + [{"kind": schema.STYLE, **s} for s in style_skipped],
+        "skipped": [{"kind": schema.PHOTO, **s} for s in photo_skipped]
+        + [{"kind": schema.STYLE, **s} for s in style_skipped],
     }
     write_text_atomic(out / schema.MANIFEST, json.dumps(manifest, indent=2))
     # Shards of an earlier run with other shard counts are now stale.

@@ -59,7 +59,8 @@ def prepare_image(task):
                     import cv2
 
                     s = cv2.resize(
-                        s, (rgb.shape[1], rgb.shape[0]),
+                        s,
+                        (rgb.shape[1], rgb.shape[0]),
                         interpolation=cv2.INTER_AREA,
                     )
             else:

@@ -73,7 +73,11 @@ class Discriminator(keras.Model):
             base *= 2
         add("last_conv", base * 2, 1, "norm_last")
         self.logit = SpectralConv2D(
-            1, 3, 1, spectral_norm=spectral_norm, dtype="float32",
+            1,
+            3,
+            1,
+            spectral_norm=spectral_norm,
+            dtype="float32",
             name="D_logit",
         )
 

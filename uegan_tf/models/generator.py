@@ -76,7 +76,11 @@ class Generator(keras.Model):
 
         def cnl(filters, k=3, s=1, zero=0, name=None):
             return ConvNormLReLU(
-                filters, k, s, norm_epsilon=eps, zero_input_channels=zero,
+                filters,
+                k,
+                s,
+                norm_epsilon=eps,
+                zero_input_channels=zero,
                 name=name,
             )
 
@@ -91,14 +95,10 @@ class Generator(keras.Model):
         # Attributes, not a list: `tf.train.Checkpoint` does not follow
         # Python lists of Keras 3 layers, so listed layers would be missing
         # from generator-only checkpoints.
-        self.c_r1 = InvertedResBlock(128, 256, 2, norm_epsilon=eps,
-                                     name="C_r1")
-        self.c_r2 = InvertedResBlock(256, 256, 2, norm_epsilon=eps,
-                                     name="C_r2")
-        self.c_r3 = InvertedResBlock(256, 256, 2, norm_epsilon=eps,
-                                     name="C_r3")
-        self.c_r4 = InvertedResBlock(256, 256, 2, norm_epsilon=eps,
-                                     name="C_r4")
+        self.c_r1 = InvertedResBlock(128, 256, 2, norm_epsilon=eps, name="C_r1")
+        self.c_r2 = InvertedResBlock(256, 256, 2, norm_epsilon=eps, name="C_r2")
+        self.c_r3 = InvertedResBlock(256, 256, 2, norm_epsilon=eps, name="C_r3")
+        self.c_r4 = InvertedResBlock(256, 256, 2, norm_epsilon=eps, name="C_r4")
         self.c1 = cnl(128, name="C_1")
         # Decoder. With UE skips the first conv of D and E reads the skip
         # channels last in its input; those kernel slices start at zero.
@@ -109,8 +109,12 @@ class Generator(keras.Model):
         self.e2 = cnl(32, 7, name="E_2")
         # Output in float32 even under a mixed-precision policy.
         self.out_conv = keras.layers.Conv2D(
-            3, 1, use_bias=False, kernel_initializer=he_normal(),
-            dtype="float32", name="out_layer",
+            3,
+            1,
+            use_bias=False,
+            kernel_initializer=he_normal(),
+            dtype="float32",
+            name="out_layer",
         )
 
     @property
@@ -130,17 +134,19 @@ class Generator(keras.Model):
     def call(self, x, training=None, norm_stats=None):
         m = self._pad_multiple()
         h, w = x.shape[1], x.shape[2]
-        static_ok = h is not None and w is not None and h % m == 0 and (
-            w % m == 0
+        static_ok = (
+            h is not None and w is not None and h % m == 0 and (w % m == 0)
         )
         if not static_ok:
             shape = tf.shape(x)
             h, w = shape[1], shape[2]
-            x = tf.pad(
-                x,
-                [[0, 0], [0, (-h) % m], [0, (-w) % m], [0, 0]],
-                mode="REFLECT",
-            )
+            # (m - h % m) % m, not (-h) % m: tf2onnx turns the latter into a
+            # negative remainder.
+            ph, pw = (m - h % m) % m, (m - w % m) % m
+            x = tf.pad(x, [[0, 0], [0, ph], [0, pw], [0, 0]], mode="REFLECT")
+            # Restate the channel count: after a dynamic pad the TFLite
+            # converter loses it and cannot lower the first convolution.
+            x = tf.reshape(x, tf.stack([shape[0], h + ph, w + pw, x.shape[-1]]))
 
         def f(layer, t):  # every norm-carrying block takes norm_stats
             return layer(t, norm_stats=norm_stats)
@@ -188,7 +194,9 @@ def build_generator(
 ):
     """Create a generator and its weights (a traced 8x8 forward pass)."""
     generator = Generator(
-        unet=unet, upsample=upsample, norm_epsilon=norm_epsilon,
+        unet=unet,
+        upsample=upsample,
+        norm_epsilon=norm_epsilon,
         name=name or ("ue_generator" if unet else "generator"),
     )
     generator(tf.zeros([1, 8, 8, 3]))
@@ -203,15 +211,21 @@ def generator_sublayers(generator):
     """
     g = generator
     layers = [
-        ("A_0", g.a0), ("A_1", g.a1), ("A_2", g.a2),
-        ("B_0", g.b0), ("B_1", g.b1),
+        ("A_0", g.a0),
+        ("A_1", g.a1),
+        ("A_2", g.a2),
+        ("B_0", g.b0),
+        ("B_1", g.b1),
         ("C_0", g.c0),
     ]
     layers += [(f"C_r{i + 1}", irb) for i, irb in enumerate(g.irbs)]
     layers += [
         ("C_1", g.c1),
-        ("D_0", g.d0), ("D_1", g.d1),
-        ("E_0", g.e0), ("E_1", g.e1), ("E_2", g.e2),
+        ("D_0", g.d0),
+        ("D_1", g.d1),
+        ("E_0", g.e0),
+        ("E_1", g.e1),
+        ("E_2", g.e2),
         ("out_layer", g.out_conv),
     ]
     return layers
@@ -242,8 +256,10 @@ def copy_plain_weights(source, target):
             value = sw.numpy()
             if tuple(sw.shape) != tuple(dw.shape):
                 extra = dw.shape[2] - sw.shape[2]
-                if sw.shape[:2] != dw.shape[:2] or extra <= 0 or (
-                    sw.shape[3] != dw.shape[3]
+                if (
+                    sw.shape[:2] != dw.shape[:2]
+                    or extra <= 0
+                    or (sw.shape[3] != dw.shape[3])
                 ):
                     raise ValueError(
                         f"{name}: cannot copy {sw.shape} into {dw.shape}"

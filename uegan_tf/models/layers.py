@@ -64,8 +64,9 @@ class LayerNorm(keras.layers.GroupNormalization):
 
     def moments(self, x):
         """Per-sample mean and variance over (H, W, C), float32."""
-        return tf.nn.moments(tf.cast(x, tf.float32), axes=[1, 2, 3],
-                             keepdims=True)
+        return tf.nn.moments(
+            tf.cast(x, tf.float32), axes=[1, 2, 3], keepdims=True
+        )
 
     def call(self, inputs, stats=None):
         if stats is None:
@@ -172,27 +173,33 @@ class ConvNormLReLU(keras.layers.Layer):
 
     def build(self, input_shape):
         channels = input_shape[-1]
-        (t, b), (l, r) = self.padding
-        h = None if input_shape[1] is None else input_shape[1] + t + b
-        w = None if input_shape[2] is None else input_shape[2] + l + r
+        (top, bottom), (left, right) = self.padding
+        h = None if input_shape[1] is None else input_shape[1] + top + bottom
+        w = None if input_shape[2] is None else input_shape[2] + left + right
         self.conv.build((input_shape[0], h, w, channels))
         out_channels = channels if self.depthwise else self.filters
         self.norm.build((input_shape[0], None, None, out_channels))
         if self.zero_input_channels:
             kernel = self.conv.kernel
             n = self.zero_input_channels
-            mask = tf.concat(
-                [tf.ones([channels - n]), tf.zeros([n])], axis=0
-            )[None, None, :, None]
+            mask = tf.concat([tf.ones([channels - n]), tf.zeros([n])], axis=0)[
+                None, None, :, None
+            ]
             kernel.assign(kernel * mask)
 
     def call(self, x, norm_stats=None):
-        (t, b), (l, r) = self.padding
-        if t or b or l or r:
-            x = tf.pad(x, [[0, 0], [t, b], [l, r], [0, 0]], mode="REFLECT")
+        (top, bottom), (left, right) = self.padding
+        if top or bottom or left or right:
+            x = tf.pad(
+                x,
+                [[0, 0], [top, bottom], [left, right], [0, 0]],
+                mode="REFLECT",
+            )
         x = self.conv(x)
-        x = self.norm(x) if norm_stats is None else norm_stats.normalize(
-            self.norm, x
+        x = (
+            self.norm(x)
+            if norm_stats is None
+            else norm_stats.normalize(self.norm, x)
         )
         if self.activation:
             x = tf.nn.leaky_relu(x, alpha=0.2)
@@ -206,8 +213,12 @@ class ConvNormLReLU(keras.layers.Layer):
                 return None
             return n if self.strides == 1 else (n - 1) // 2 + 1
 
-        return (input_shape[0], out(input_shape[1]), out(input_shape[2]),
-                channels)
+        return (
+            input_shape[0],
+            out(input_shape[1]),
+            out(input_shape[2]),
+            channels,
+        )
 
     def get_config(self):
         config = super().get_config()
@@ -259,11 +270,17 @@ class InvertedResBlock(keras.layers.Layer):
             bottleneck, 1, norm_epsilon=norm_epsilon, name="expand"
         )
         self.depthwise = ConvNormLReLU(
-            bottleneck, 3, depthwise=True, norm_epsilon=norm_epsilon,
+            bottleneck,
+            3,
+            depthwise=True,
+            norm_epsilon=norm_epsilon,
             name="depthwise",
         )
         self.project = ConvNormLReLU(
-            out_channels, 1, activation=False, norm_epsilon=norm_epsilon,
+            out_channels,
+            1,
+            activation=False,
+            norm_epsilon=norm_epsilon,
             name="project",
         )
 
@@ -416,8 +433,12 @@ class SpectralConv2D(keras.layers.Layer):
                 return None
             return (n + before + after - self.kernel_size) // self.strides + 1
 
-        return (input_shape[0], out(input_shape[1]), out(input_shape[2]),
-                self.filters)
+        return (
+            input_shape[0],
+            out(input_shape[1]),
+            out(input_shape[2]),
+            self.filters,
+        )
 
     def get_config(self):
         config = super().get_config()

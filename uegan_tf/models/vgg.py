@@ -139,7 +139,5 @@ def build_vgg_features(arch="vgg19", weights=None):
             for i in range(1, n + 1)
         ]
         for conv, name in zip(model.convs, names):
-            conv.set_weights(
-                [data[f"{name}/kernel"], data[f"{name}/bias"]]
-            )
+            conv.set_weights([data[f"{name}/kernel"], data[f"{name}/bias"]])
     return model

@@ -1,0 +1,475 @@
+"""SavedModel, TFLite and ONNX export (`uegan_tf.export_lib`).
+
+The generator is a seeded, randomly initialised UE generator: realistic in
+size and depth (2.2 M parameters, every layer type), with no weights to
+download. Images are real photos from scikit-image. TFLite models run on
+the `ai-edge-litert` interpreter, an independent runtime. PSNRs compare
+float outputs in [-1, 1] with a peak of 2 (`export_lib.psnr`).
+
+Slow: the tool end to end and `saved_model_cli run` (`--run-slow`).
+"""
+
+import json
+import os
+import pathlib
+import subprocess
+import sys
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from uegan_tf import export_lib
+from uegan_tf.data.pipeline import from_unit_range
+from uegan_tf.data.pipeline import to_unit_range
+from uegan_tf.models import build_generator
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+SEED = 0
+SIZE = (128, 128)
+# Checks on these photos; int8 is calibrated on the others (held out).
+EVAL_PHOTOS = ("astronaut", "coffee", "chelsea", "rocket")
+CALIBRATION_PHOTOS = (
+    "motorcycle",
+    "immunohistochemistry",
+    "hubble_deep_field",
+    "retina",
+)
+MIN_PSNR = {"none": 45.0, "fp16": 40.0, "dynamic": 30.0, "int8": 28.0}
+
+
+def _env():
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+    env["PYTHONPATH"] = os.pathsep.join([str(REPO), env.get("PYTHONPATH", "")])
+    return env
+
+
+@pytest.fixture(scope="module")
+def generator():
+    pytest.importorskip("skimage")
+    keras.utils.set_random_seed(SEED)
+    return build_generator(unet=True)
+
+
+@pytest.fixture(scope="module")
+def photos():
+    pytest.importorskip("skimage")
+    return {
+        "eval": export_lib.sample_photos(SIZE, EVAL_PHOTOS),
+        "calibration": export_lib.sample_photos(SIZE, CALIBRATION_PHOTOS),
+    }
+
+
+@pytest.fixture(scope="module")
+def references(generator, photos):
+    return export_lib.keras_outputs(generator, photos["eval"])
+
+
+@pytest.fixture(scope="module")
+def saved_model(generator, tmp_path_factory):
+    base = tmp_path_factory.mktemp("exports")
+    return export_lib.write_saved_model(
+        generator, base, name="uegan", fixed_size=SIZE
+    )
+
+
+@pytest.fixture(scope="module")
+def loaded(saved_model):
+    return tf.saved_model.load(str(saved_model))
+
+
+def _keras_uint8(generator, images):
+    return from_unit_range(generator(to_unit_range(images))).numpy()
+
+
+# ---------------------------------------------------------------------------
+# SavedModel.
+# ---------------------------------------------------------------------------
+
+
+def test_versioned_layout(saved_model):
+    assert saved_model.name == "1"
+    assert saved_model.parent.name == "uegan"
+    assert (saved_model / "saved_model.pb").exists()
+    assert (saved_model / export_lib.WARMUP_FILE).exists()
+    # Nothing but the published version under the model folder.
+    assert [p.name for p in saved_model.parent.iterdir()] == ["1"]
+    assert export_lib.next_version(saved_model.parent) == 2
+    # Each weight is saved once: 2,235,712 float32 parameters.
+    data = sum(p.stat().st_size for p in (saved_model / "variables").iterdir())
+    assert 8.9e6 < data < 9.1e6
+
+
+def test_signatures(saved_model):
+    assert export_lib.signature_names(saved_model) == sorted(
+        [
+            "serve_bytes",
+            "serve_float",
+            "serve_tflite",
+            "serving_default",
+        ]
+    )
+
+
+def test_saved_model_cli_lists_both_signatures(saved_model):
+    result = subprocess.run(
+        ["saved_model_cli", "show", "--dir", str(saved_model), "--all"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=_env(),
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    out = result.stdout
+    for text in (
+        "signature_def['serving_default']",
+        "inputs['images']",
+        "outputs['stylized']",
+        "DT_UINT8",
+        "(-1, -1, -1, 3)",
+        "signature_def['serve_bytes']",
+        "inputs['image_bytes']",
+        "outputs['png_bytes']",
+        "DT_STRING",
+        "tensorflow/serving/predict",
+    ):
+        assert text in out, text
+
+
+@pytest.mark.parametrize("shape", [(1, 45, 70), (2, 38, 54)])
+def test_serving_default_equals_keras(generator, loaded, photos, shape):
+    # Non-square, sides not multiples of 4: the graph pads and crops.
+    n, h, w = shape
+    images = np.stack(
+        [export_lib.fit_image(p, (h, w)) for p in photos["eval"][:n]]
+    )
+    out = loaded.signatures["serving_default"](images=tf.constant(images))
+    out = out["stylized"].numpy()
+    assert out.dtype == np.uint8 and out.shape == (n, h, w, 3)
+    ref = _keras_uint8(generator, images)
+    diff = np.abs(out.astype(int) - ref.astype(int))
+    assert diff.max() <= 1
+
+
+def test_bytes_signature_jpeg_to_png(loaded, photos):
+    image = export_lib.fit_image(photos["eval"][1], (50, 66))
+    jpeg = tf.io.encode_jpeg(image, quality=90).numpy()
+    png = tf.io.encode_png(export_lib.fit_image(photos["eval"][2], (36, 40)))
+    out = loaded.signatures["serve_bytes"](
+        image_bytes=tf.constant([jpeg, png.numpy()])
+    )["png_bytes"].numpy()
+    assert len(out) == 2
+    assert out[0][:8] == b"\x89PNG\r\n\x1a\n"
+    first = tf.io.decode_png(out[0]).numpy()
+    assert first.shape == (50, 66, 3)
+    assert tf.io.decode_png(out[1]).numpy().shape == (36, 40, 3)
+    # Same pixels as the tensor signature on the decoded JPEG.
+    decoded = tf.io.decode_jpeg(jpeg)[None]
+    direct = loaded.signatures["serving_default"](images=decoded)
+    np.testing.assert_array_equal(first, direct["stylized"].numpy()[0])
+
+
+def test_float_signatures_equal_keras(generator, loaded, photos, references):
+    image = export_lib.fit_image(photos["eval"][0], (50, 66))
+    out = loaded.signatures["serve_float"](
+        image=tf.constant(export_lib.to_float([image]))
+    )["stylized"].numpy()
+    ref = export_lib.keras_outputs(generator, [image])[0]
+    assert out.shape == (1, 50, 66, 3)
+    assert export_lib.psnr(out, ref) > 100
+    fixed = loaded.signatures["serve_tflite"](
+        image=tf.constant(export_lib.to_float(photos["eval"][:1]))
+    )["stylized"].numpy()
+    assert export_lib.psnr(fixed, references[0]) > 100
+
+
+def test_warmup_requests_parse(saved_model):
+    logs = export_lib.read_warmup_requests(saved_model / export_lib.WARMUP_FILE)
+    assert [
+        log.predict_log.request.model_spec.signature_name for log in logs
+    ] == ["serving_default", "serve_bytes"]
+    request = logs[0].predict_log.request
+    assert request.model_spec.name == "uegan"
+    images = tf.make_ndarray(request.inputs["images"])
+    assert images.dtype == np.uint8 and images.shape == (1, 64, 64, 3)
+    data = tf.make_ndarray(logs[1].predict_log.request.inputs["image_bytes"])
+    assert data.shape == (1,) and data[0][:4] == b"\x89PNG"
+
+
+def test_session_loader_runs_warmup_requests(saved_model):
+    # TF Serving's loader: the TF1 session path, fed by SignatureDef names.
+    model = export_lib.SessionModel(saved_model)
+    try:
+        assert set(model.signatures) >= {"serving_default", "serve_bytes"}
+        for log in export_lib.read_warmup_requests(
+            saved_model / export_lib.WARMUP_FILE
+        ):
+            request = log.predict_log.request
+            inputs = {k: tf.make_ndarray(v) for k, v in request.inputs.items()}
+            out = model.run(request.model_spec.signature_name, inputs)
+            if "stylized" in out:
+                assert out["stylized"].shape == (1, 64, 64, 3)
+                assert out["stylized"].dtype == np.uint8
+            else:
+                png = tf.io.decode_png(out["png_bytes"][0]).numpy()
+                assert png.shape == (64, 64, 3)
+    finally:
+        model.close()
+
+
+def test_export_is_atomic(generator, tmp_path, monkeypatch):
+    def broken(path, logs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(export_lib, "write_warmup_requests", broken)
+    with pytest.raises(OSError, match="disk full"):
+        export_lib.write_saved_model(generator, tmp_path, version=3)
+    # No version folder and no temporary leftovers.
+    assert list((tmp_path / "uegan").iterdir()) == []
+
+
+def test_existing_version_is_refused(generator, saved_model):
+    with pytest.raises(FileExistsError):
+        export_lib.write_saved_model(
+            generator, saved_model.parent.parent, version=1
+        )
+
+
+def test_parse_size():
+    assert export_lib.parse_size("dynamic") is None
+    assert export_lib.parse_size("96x128") == (96, 128)
+    assert export_lib.parse_size("256") == (256, 256)
+    for bad in ("12x", "axb", "2x64", "1x2x3"):
+        with pytest.raises(ValueError):
+            export_lib.parse_size(bad)
+
+
+# ---------------------------------------------------------------------------
+# TFLite.
+# ---------------------------------------------------------------------------
+
+
+# The int8 converter calibrates through the deprecated tf.lite.Interpreter.
+@pytest.mark.filterwarnings("ignore:.*tf.lite.Interpreter is deprecated")
+@pytest.mark.parametrize("quantize", ["none", "fp16", "dynamic", "int8"])
+def test_tflite_psnr(saved_model, photos, references, quantize):
+    pytest.importorskip("ai_edge_litert")
+    content = export_lib.convert_to_tflite(
+        saved_model,
+        quantize,
+        export_lib.FIXED_SIGNATURE,
+        representative_images=photos["calibration"],
+    )
+    runner = export_lib.TFLiteRunner(content, num_threads=2)
+    assert type(runner.interpreter).__module__.startswith("ai_edge_litert")
+    assert runner.shape_signature == [1, *SIZE, 3]
+    result = export_lib.compare(runner, photos["eval"], references)
+    print(
+        f"TFLite {quantize}: {len(content) / 1e6:.2f} MB, "
+        f"PSNR {result['psnr_db']:.2f} dB"
+    )
+    assert result["psnr_db"] >= MIN_PSNR[quantize]
+    if quantize == "int8":
+        ops = {op["op_name"] for op in runner.interpreter._get_ops_details()}
+        assert "CONV_2D" in ops and "QUANTIZE" in ops
+        assert len(content) < 3e6
+
+
+def test_tflite_dynamic_size(saved_model, generator):
+    content = export_lib.convert_to_tflite(saved_model, "none")
+    runner = export_lib.TFLiteRunner(content)
+    assert runner.shape_signature == [1, -1, -1, 3]
+    for h, w in ((64, 64), (50, 66)):
+        x = np.random.RandomState(h).uniform(-1, 1, (1, h, w, 3))
+        x = x.astype(np.float32)
+        ref = export_lib.stylize_float(generator, tf.constant(x)).numpy()
+        assert export_lib.psnr(runner(x), ref) >= 45
+
+
+def test_int8_requires_images(saved_model):
+    with pytest.raises(ValueError, match="representative"):
+        export_lib.convert_to_tflite(
+            saved_model, "int8", export_lib.FIXED_SIGNATURE
+        )
+
+
+# ---------------------------------------------------------------------------
+# ONNX.
+# ---------------------------------------------------------------------------
+
+
+def test_onnx_psnr(saved_model, generator, photos, references):
+    pytest.importorskip("tf2onnx")
+    pytest.importorskip("onnxruntime")
+    runner = export_lib.OnnxRunner(export_lib.convert_to_onnx(saved_model))
+    result = export_lib.compare(runner, photos["eval"], references)
+    print(f"ONNX: PSNR {result['psnr_db']:.2f} dB")
+    assert result["psnr_db"] >= 45
+    # Dynamic size, not a multiple of 4.
+    image = export_lib.fit_image(photos["eval"][0], (50, 66))
+    ref = export_lib.keras_outputs(generator, [image])[0]
+    assert export_lib.psnr(runner(export_lib.to_float([image])), ref) >= 45
+
+
+# ---------------------------------------------------------------------------
+# The whole export and the tool.
+# ---------------------------------------------------------------------------
+
+
+def test_export_generator_report(generator, tmp_path):
+    options = export_lib.ExportOptions(
+        out_dir=str(tmp_path),
+        name="demo",
+        formats=("tflite",),
+        quantize=("none",),
+        fixed_size=(62, 70),
+        num_eval_images=2,
+    )
+    report = export_lib.export_generator(generator, options, log=print)
+    assert report["version"] == 1
+    assert (tmp_path / "demo" / "1" / "saved_model.pb").exists()
+    saved_json = json.loads((tmp_path / "demo_v1_report.json").read_text())
+    assert saved_json["models"] == report["models"]
+    saved, tflite = report["models"]
+    assert saved["format"] == "saved_model" and saved["psnr_db"] == "inf"
+    assert tflite["path"] == str(tmp_path / "demo_v1_float32.tflite")
+    assert (
+        tflite["size_bytes"]
+        == (tmp_path / "demo_v1_float32.tflite").stat().st_size
+    )
+    assert tflite["psnr_db"] >= 45
+    # Dynamic size where the converter can, the fixed size (and why) where
+    # it cannot; 62x70 is not a multiple of 4 (padded inside the graph).
+    if "fallback" in tflite:
+        assert tflite["input_shape"] == [1, 62, 70, 3]
+        assert "Conv2D" in tflite["fallback"]
+    else:
+        assert tflite["input_shape"] == [1, -1, -1, 3]
+    # Only the version folder and the named files; no temporaries.
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "demo",
+        "demo_v1_float32.tflite",
+        "demo_v1_report.json",
+    ]
+
+
+def test_options_validate():
+    with pytest.raises(ValueError, match="quantize"):
+        export_lib.ExportOptions(out_dir="x", quantize=("int4",)).validate()
+    with pytest.raises(ValueError, match="format"):
+        export_lib.ExportOptions(out_dir="x", formats=("coreml",)).validate()
+    with pytest.raises(ValueError, match="name"):
+        export_lib.ExportOptions(out_dir="x", name="a/b").validate()
+
+
+def test_tool_bad_checkpoint_exits_2(tmp_path):
+    result = subprocess.run(
+        [
+            sys.executable,
+            str(REPO / "tools" / "export_tflite.py"),
+            f"--checkpoint={tmp_path / 'nothing_here'}",
+            f"--out_dir={tmp_path / 'out'}",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=_env(),
+    )
+    assert result.returncode == 2
+    errors = [
+        line for line in result.stderr.splitlines() if line.startswith("error:")
+    ]
+    assert len(errors) == 1 and "nothing_here" in errors[0]
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.slow
+def test_tool_end_to_end(generator, tmp_path):
+    weights = tmp_path / "generator.keras"
+    generator.save(weights)
+    out = tmp_path / "out"
+    result = subprocess.run(
+        [
+            sys.executable,
+            str(REPO / "tools" / "export_tflite.py"),
+            f"--checkpoint={weights}",
+            f"--out_dir={out}",
+            "--quantize=all",
+            "--format=tflite,onnx",
+            "--fixed_size=96x128",
+            "--num_eval_images=3",
+            "--calibration_steps=8",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=1800,
+        env=_env(),
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "| tflite | int8 |" in result.stdout
+    report = json.loads((out / "uegan_v1_report.json").read_text())
+    models = {(m["format"], m["quantize"]): m for m in report["models"]}
+    assert set(models) == {
+        ("saved_model", "none"),
+        ("tflite", "none"),
+        ("tflite", "fp16"),
+        ("tflite", "dynamic"),
+        ("tflite", "int8"),
+        ("onnx", "none"),
+    }
+    for m in models.values():
+        assert pathlib.Path(m["path"]).exists()
+        assert m["size_bytes"] > 0
+    assert models[("tflite", "none")]["psnr_db"] >= 45
+    assert models[("onnx", "none")]["psnr_db"] >= 45
+    assert (out / "uegan" / "1" / export_lib.WARMUP_FILE).exists()
+    # A second run gets the next version.
+    again = subprocess.run(
+        [
+            sys.executable,
+            str(REPO / "tools" / "export_tflite.py"),
+            f"--checkpoint={weights}",
+            f"--out_dir={out}",
+            "--format=savedmodel",
+            "--num_eval_images=0",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=900,
+        env=_env(),
+    )
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert sorted(p.name for p in (out / "uegan").iterdir()) == ["1", "2"]
+
+
+@pytest.mark.slow
+def test_saved_model_cli_run_session_loader(saved_model, generator, tmp_path):
+    # `saved_model_cli run` restores with the session loader TF Serving uses.
+    images = np.random.RandomState(0).randint(0, 256, (1, 30, 42, 3))
+    images = images.astype(np.uint8)
+    np.save(tmp_path / "images.npy", images)
+    result = subprocess.run(
+        [
+            "saved_model_cli",
+            "run",
+            "--dir",
+            str(saved_model),
+            "--tag_set",
+            "serve",
+            "--signature_def",
+            "serving_default",
+            "--inputs",
+            f"images={tmp_path / 'images.npy'}",
+            "--outdir",
+            str(tmp_path / "out"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=_env(),
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    out = np.load(tmp_path / "out" / "stylized.npy")
+    ref = _keras_uint8(generator, images)
+    assert np.abs(out.astype(int) - ref.astype(int)).max() <= 1

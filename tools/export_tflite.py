@@ -1,0 +1,169 @@
+"""Export a generator: versioned SavedModel, then TFLite and/or ONNX from it.
+
+    python tools/export_tflite.py --checkpoint=WORKDIR_OR_WEIGHTS \
+        --out_dir=exports [--name=uegan] [--version=N] \
+        [--quantize=none,fp16,dynamic,int8] [--format=tflite,onnx] \
+        [--size=dynamic|HxW] [--fixed_size=256x256] \
+        [--representative_dir=PHOTOS] [--val_dir=PHOTOS]
+
+--checkpoint takes anything `uegan_tf.inference.load_generator` takes: a
+.keras generator, a training work dir (--step picks a checkpoint), a style
+name or an official AnimeGANv2 TF1 checkpoint folder.
+
+Writes, each file atomically:
+
+- `OUT/<name>/<version>/`: the SavedModel (signatures `serving_default`
+  uint8 images, `serve_bytes` JPEG/PNG -> PNG, `serve_float` and
+  `serve_tflite` float32), with TF Serving warmup requests in
+  `assets.extra/`. `OUT/<name>` is the TF Serving base path;
+- `OUT/<name>_v<version>_{float32,fp16,dynamic,int8}.tflite`;
+- `OUT/<name>_v<version>.onnx` with `--format=onnx` (or `tflite,onnx`;
+  `--format=savedmodel` writes the SavedModel only);
+- `OUT/<name>_v<version>_report.json`: sizes and PSNR of every model
+  against the Keras generator on the validation photos (also printed).
+
+TFLite models take float32 `[1, H, W, 3]` in [-1, 1] and return the same
+(int8 is full-integer inside with float input/output). `--size=dynamic`
+(default) makes H and W dynamic when the converter can handle the graph,
+and falls back to `--fixed_size` otherwise (the report says why). Int8 is
+calibrated on `--representative_dir` photos fitted to the fixed size
+(scikit-image's sample photos when not given). See `export/README.md`.
+"""
+
+import sys
+
+import _bootstrap  # noqa: F401
+from absl import app
+from absl import flags
+
+_CHECKPOINT = flags.DEFINE_string(
+    "checkpoint",
+    None,
+    "Generator source: .keras file, training work dir, "
+    "style name or official TF1 checkpoint folder.",
+    required=True,
+)
+_STEP = flags.DEFINE_integer(
+    "step", None, "With a work dir: the checkpoint step (default: latest)."
+)
+_OUT_DIR = flags.DEFINE_string(
+    "out_dir", None, "Export base folder.", required=True
+)
+_NAME = flags.DEFINE_string(
+    "name",
+    "uegan",
+    "Model name: OUT/<name>/<version>/ (the TF Serving model name).",
+)
+_VERSION = flags.DEFINE_integer(
+    "version",
+    None,
+    "Integer version (default: one more than the largest "
+    "existing version, or 1).",
+)
+_QUANTIZE = flags.DEFINE_list(
+    "quantize",
+    ["none"],
+    "TFLite modes, comma-separated: none (float32), "
+    "fp16 (float16 weights), dynamic (int8 weights), int8 (full integer, "
+    "calibrated), or all.",
+)
+_FORMAT = flags.DEFINE_list(
+    "format",
+    ["tflite"],
+    "What to convert the SavedModel to: tflite, onnx "
+    "(comma-separated), or savedmodel for the SavedModel only.",
+)
+_SIZE = flags.DEFINE_string(
+    "size",
+    "dynamic",
+    "TFLite input size: HxW, or dynamic (any size, with "
+    "a fallback to --fixed_size where the converter cannot).",
+)
+_FIXED_SIZE = flags.DEFINE_string(
+    "fixed_size",
+    "256x256",
+    "With --size=dynamic: the size of the "
+    "fixed-size signature (fallback), of the int8 calibration crops and "
+    "of the check images.",
+)
+_REPRESENTATIVE_DIR = flags.DEFINE_string(
+    "representative_dir",
+    None,
+    "Photos for int8 calibration (default: scikit-image's sample photos).",
+)
+_VAL_DIR = flags.DEFINE_string(
+    "val_dir",
+    None,
+    "Photos for the PSNR checks (default: "
+    "--representative_dir, else scikit-image's sample photos).",
+)
+_CALIBRATION_STEPS = flags.DEFINE_integer(
+    "calibration_steps", 100, "At most this many calibration photos."
+)
+_NUM_EVAL_IMAGES = flags.DEFINE_integer(
+    "num_eval_images", 8, "At most this many check photos (0: no checks)."
+)
+_WARMUP = flags.DEFINE_bool(
+    "warmup",
+    True,
+    "Write TF Serving warmup requests into <version>/assets.extra/.",
+)
+
+
+def _options():
+    from uegan_tf import export_lib
+
+    quantize = [q.strip().lower() for q in _QUANTIZE.value if q.strip()]
+    if quantize == ["all"]:
+        quantize = list(export_lib.QUANTIZATIONS)
+    formats = [f.strip().lower() for f in _FORMAT.value if f.strip()]
+    if formats == ["savedmodel"]:
+        formats = []
+    return export_lib.ExportOptions(
+        out_dir=_OUT_DIR.value,
+        name=_NAME.value,
+        version=_VERSION.value,
+        formats=tuple(formats),
+        quantize=tuple(quantize),
+        size=export_lib.parse_size(_SIZE.value),
+        fixed_size=export_lib.parse_size(_FIXED_SIZE.value)
+        or export_lib.DEFAULT_FIXED_SIZE,
+        representative_dir=_REPRESENTATIVE_DIR.value,
+        val_dir=_VAL_DIR.value,
+        calibration_steps=_CALIBRATION_STEPS.value,
+        num_eval_images=_NUM_EVAL_IMAGES.value,
+        warmup=_WARMUP.value,
+    ).validate()
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+    # Imported here so that --help does not pay for TensorFlow.
+    from uegan_tf import export_lib
+    from uegan_tf.inference import ModelLoadError
+    from uegan_tf.inference import load_generator
+
+    try:
+        options = _options()
+        generator, info = load_generator(_CHECKPOINT.value, step=_STEP.value)
+        print(f"loaded {info['kind']} {info['path']}", flush=True)
+        report = export_lib.export_generator(
+            generator, options, log=lambda msg: print(msg, flush=True)
+        )
+    except (
+        ModelLoadError,
+        export_lib.ExportError,
+        ValueError,
+        FileExistsError,
+    ) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print()
+    print(export_lib.report_table(report))
+    print(f"\nPSNR: {report['psnr']}; report: {report['report_path']}")
+    return 0
+
+
+if __name__ == "__main__":
+    app.run(lambda argv: sys.exit(main(argv)))
