@@ -328,6 +328,19 @@ def test_import_tool_registers_a_style(tmp_path, state_dict, monkeypatch):
     )
     assert run.returncode == 0, run.stderr[-1500:]
     assert "upsample=align_corners" in run.stdout
+    listing = subprocess.run(
+        [sys.executable, "-m", "uegan_tf.cli", "list-styles"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+        cwd=REPO,
+    )
+    assert listing.returncode == 0
+    face = [
+        line for line in listing.stdout.splitlines() if line.startswith("face ")
+    ]
+    assert face and "converted" in face[0] and "user" in face[0]
     monkeypatch.setenv("UEGAN_HOME", str(tmp_path / "home"))
     g, info = load_generator("face")
     assert g.upsample == "align_corners" and g.norm_epsilon == 1e-5
