@@ -390,7 +390,7 @@ def test_sigterm_saves_and_kill9_resumes(tmp_path, records):
     assert "resumed from" in run.stdout
 
 
-def _wait_for(predicate, timeout=180):
+def _wait_for(predicate, timeout=900):
     end = time.time() + timeout
     while time.time() < end:
         if predicate():
