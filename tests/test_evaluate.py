@@ -171,9 +171,14 @@ def test_evaluate_end_to_end(tmp_path):
         ),
         log=lambda m: None,
     )
-    assert [r["model"] for r in summary["rows"]] == ["ue", "plain"]
-    assert summary["rows"][0]["params"] == 2_235_712
-    assert summary["rows"][1]["params"] == 2_143_552
+    assert [r["model"] for r in summary["rows"]] == ["input", "ue", "plain"]
+    # The reference row: the photos compared with themselves.
+    ref = summary["rows"][0]
+    assert ref["params"] == 0 and ref["latency_s"] == 0
+    assert (ref["psnr_y"], ref["ssim_y"], ref["edge_f1"]) == (100.0, 1.0, 1.0)
+    assert ref["sobel_l1"] == 0 and ref["delta_e"] == 0
+    assert summary["rows"][1]["params"] == 2_235_712
+    assert summary["rows"][2]["params"] == 2_143_552
     for name in (
         "results.md",
         "results.csv",
@@ -185,7 +190,7 @@ def test_evaluate_end_to_end(tmp_path):
     table = (tmp_path / "out" / "results.md").read_text()
     assert table.splitlines()[0].startswith("| model | params | latency_s")
     data = json.loads((tmp_path / "out" / "results.json").read_text())
-    assert len(data["per_image"]) == 4
+    assert len(data["per_image"]) == 6
     from uegan_tf.image_io import load_rgb
 
     assert load_rgb(tmp_path / "out" / "grid.png").shape == (

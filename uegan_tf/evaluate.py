@@ -27,6 +27,7 @@ import numpy as np
 from absl import app
 from absl import flags
 
+INPUT_LABEL = "input"  # the reference row: photos as their own "output"
 METRICS = ("psnr_y", "ssim_y", "sobel_l1", "edge_f1", "delta_e")
 METRIC_HELP = {
     "psnr_y": "PSNR of luma vs the input (dB, higher = closer)",
@@ -53,6 +54,8 @@ class EvalConfig:
         edge_tolerance: pixels of slack for edge F1.
         grid_size: cell side of the comparison grid.
         max_side: downscale photos whose long side exceeds this first.
+        input_row: add a first row, "input", for the photos unchanged: the
+            baseline of the style distances (FID/KID to the style images).
     """
 
     models: tuple
@@ -65,6 +68,7 @@ class EvalConfig:
     edge_tolerance: int = 2
     grid_size: int = 256
     max_side: int = 1024
+    input_row: bool = True
 
 
 def parse_models(spec):
@@ -182,20 +186,31 @@ def evaluate(cfg, log=print):
             style_feats = extractor(styles)
 
     rows, per_image, outputs = [], [], {}
-    for label, source in cfg.models:
-        stylizer = Stylizer(source, tile=0, max_side=cfg.max_side)
-        params = (
-            stylizer.generator.count_params()
-            if stylizer.generator is not None
-            else None
-        )
+    models = list(cfg.models)
+    if cfg.input_row:
+        models.insert(0, (INPUT_LABEL, None))
+    for label, source in models:
+        if label == INPUT_LABEL and source is None:
+            # The identity "model": how far the photos themselves are.
+            stylizer, params = None, 0
+        else:
+            stylizer = Stylizer(source, tile=0, max_side=cfg.max_side)
+            params = (
+                stylizer.generator.count_params()
+                if stylizer.generator is not None
+                else None
+            )
+            stylizer(photos[0][:64, :64])  # trace once before timing
         results, times = [], []
-        stylizer(photos[0][:64, :64])  # trace once before timing
         for name, photo in zip(names, photos):
-            photo = stylizer.prepare(photo)
-            t = time.perf_counter()
-            result = stylizer(photo)
-            times.append(time.perf_counter() - t)
+            if stylizer is None:
+                result, seconds = photo, 0.0
+            else:
+                photo = stylizer.prepare(photo)
+                t = time.perf_counter()
+                result = stylizer(photo)
+                seconds = time.perf_counter() - t
+            times.append(seconds)
             results.append(result)
             m = content_metrics(photo, result, cfg.edge_tolerance)
             per_image.append(
@@ -205,10 +220,11 @@ def evaluate(cfg, log=print):
                     **{k: round(v, 4) for k, v in m.items()},
                 }
             )
-        outputs[label] = results
+        if stylizer is not None:  # the grid's first column is the input
+            outputs[label] = results
         row = {
             "model": label,
-            "source": source,
+            "source": source or "(the photos)",
             "params": params,
             "latency_s": round(statistics.median(times), 3),
             "images": len(results),
@@ -307,6 +323,9 @@ def define_flags():
     flags.DEFINE_integer("edge_tolerance", 2, "Edge F1 tolerance (px).")
     flags.DEFINE_integer("grid_size", 256, "Grid cell side.")
     flags.DEFINE_integer("max_side", 1024, "Downscale larger photos.")
+    flags.DEFINE_bool(
+        "input_row", True, "Add an 'input' row: the photos unchanged."
+    )
 
 
 def main(argv):
@@ -328,6 +347,7 @@ def main(argv):
         edge_tolerance=f.edge_tolerance,
         grid_size=f.grid_size,
         max_side=f.max_side,
+        input_row=f.input_row,
     )
     from uegan_tf.inference import ModelLoadError
 
