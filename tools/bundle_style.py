@@ -50,6 +50,10 @@ def main(argv):
         "upsample": generator.upsample,
         "source": f"{pathlib.Path(FLAGS.workdir).name} step {info['step']}",
     }
+    # The resolved training config, so that the card's flags can be checked.
+    config_path = pathlib.Path(FLAGS.workdir) / "config.json"
+    if config_path.exists():
+        meta["training_config"] = json.loads(config_path.read_text())
     write_text_atomic(
         folder / registry.STYLE_FILE, json.dumps(meta, indent=2) + "\n"
     )

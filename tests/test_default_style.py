@@ -1,0 +1,98 @@
+"""The bundled default style: what the README's main command runs."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from absl import flags
+from absl.testing import flagsaver
+from conftest import REPO
+
+from uegan_tf import flags as uflags
+from uegan_tf import metrics
+from uegan_tf import registry
+from uegan_tf.image_io import load_rgb
+from uegan_tf.inference import Stylizer
+from uegan_tf.inference import load_generator
+
+EXAMPLES = REPO / "uegan_tf" / "examples"
+NAMES = ("astronaut", "chelsea", "coffee", "rocket")
+
+
+@pytest.fixture(autouse=True)
+def _no_user_styles(tmp_path, monkeypatch):
+    # A user style named "painted" would shadow the bundled one.
+    monkeypatch.setenv("UEGAN_HOME", str(tmp_path / "home"))
+
+
+def test_default_style_is_bundled_with_its_card():
+    style = registry.find_style(registry.DEFAULT_STYLE)
+    assert style["origin"] == "bundled" and style["kind"] == "bundled"
+    folder = registry.BUNDLED_DIR / registry.DEFAULT_STYLE
+    assert (folder / "MODEL_CARD.md").is_file()
+    meta = json.loads((folder / registry.STYLE_FILE).read_text())
+    assert meta["unet"] is True and meta["trained_steps"] > 0
+    # Small enough to ship in the package (float32 weights: ~9 MB).
+    assert (folder / registry.GENERATOR_FILE).stat().st_size < 12e6
+
+
+def test_demo_flags_reproduce_the_shipped_training(monkeypatch):
+    """configs/demo.flags resolves to the config the model was trained with."""
+    folder = registry.BUNDLED_DIR / registry.DEFAULT_STYLE
+    trained = json.loads((folder / registry.STYLE_FILE).read_text())
+    trained = trained["training_config"]
+    monkeypatch.chdir(REPO)  # the nested flagfile path is repo-relative
+    with flagsaver.flagsaver():
+        uflags.define_train_flags()
+        flags.FLAGS.unparse_flags()
+        flags.FLAGS(["train", "--flagfile=configs/demo.flags"])
+        cfg = uflags.train_config_from_flags().to_dict()
+    for key in ("loss", "optim", "model", "batch_size", "epochs", "seed"):
+        assert cfg[key] == trained[key], key
+    assert cfg["init_epochs"] == trained["init_epochs"]
+    assert cfg["data"]["crop_size"] == trained["data"]["crop_size"]
+
+
+def test_default_style_is_the_ue_generator():
+    generator, info = load_generator()
+    assert info["kind"] == "keras"
+    assert generator.unet is True
+    assert generator.count_params() == 2_235_712
+
+
+def test_default_style_changes_the_photo_but_keeps_the_scene():
+    """Visibly restyled (mean |diff| > 4 levels), still the same scene."""
+    stylizer = Stylizer(None, tile=0)
+    for name in NAMES:
+        photo = load_rgb(EXAMPLES / f"{name}.jpg")
+        out = stylizer(photo)
+        assert out.shape == photo.shape and out.dtype == np.uint8
+        diff = np.abs(out.astype(np.float32) - photo.astype(np.float32))
+        assert diff.mean() > 4.0, name
+        assert metrics.ssim_luma(photo, out) > 0.5, name
+
+
+def test_main_command_stylizes_the_examples(tmp_path):
+    """`uegan stylize --examples --out_dir=DIR`, as the README runs it."""
+    out_dir = tmp_path / "stylized"
+    res = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "uegan_tf.cli",
+            "stylize",
+            "--examples",
+            f"--out_dir={out_dir}",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=REPO,
+    )
+    assert res.returncode == 0, res.stderr[-2000:]
+    for name in NAMES:
+        out = load_rgb(out_dir / "examples" / f"{name}.jpg")
+        assert out.shape == load_rgb(EXAMPLES / f"{name}.jpg").shape
+    assert str(out_dir) in res.stdout + res.stderr
