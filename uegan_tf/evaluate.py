@@ -153,6 +153,20 @@ def _feature_extractor(cfg, log):
     return None
 
 
+def _stylize_timed(stylizer, photos):
+    """`(inputs, outputs, seconds)`: each photo as the model sees it
+    (downscaled to `max_side`), its stylization and the time it took."""
+    stylizer(photos[0][:64, :64])  # trace once before timing
+    inputs, outputs, times = [], [], []
+    for photo in photos:
+        photo = stylizer.prepare(photo)
+        t = time.perf_counter()
+        outputs.append(stylizer(photo))
+        times.append(time.perf_counter() - t)
+        inputs.append(photo)
+    return inputs, outputs, times
+
+
 def evaluate(cfg, log=print):
     """Run the evaluation; returns the summary dict (also written to disk)."""
     from uegan_tf.image_io import find_images
@@ -190,9 +204,10 @@ def evaluate(cfg, log=print):
     if cfg.input_row:
         models.insert(0, (INPUT_LABEL, None))
     for label, source in models:
-        if label == INPUT_LABEL and source is None:
-            # The identity "model": how far the photos themselves are.
-            stylizer, params = None, 0
+        if source is None:
+            # The input row: the photos as their own "output".
+            params, inputs, results = 0, photos, photos
+            times = [0.0] * len(photos)
         else:
             stylizer = Stylizer(source, tile=0, max_side=cfg.max_side)
             params = (
@@ -200,18 +215,9 @@ def evaluate(cfg, log=print):
                 if stylizer.generator is not None
                 else None
             )
-            stylizer(photos[0][:64, :64])  # trace once before timing
-        results, times = [], []
-        for name, photo in zip(names, photos):
-            if stylizer is None:
-                result, seconds = photo, 0.0
-            else:
-                photo = stylizer.prepare(photo)
-                t = time.perf_counter()
-                result = stylizer(photo)
-                seconds = time.perf_counter() - t
-            times.append(seconds)
-            results.append(result)
+            inputs, results, times = _stylize_timed(stylizer, photos)
+            outputs[label] = results  # the grid's first column is the input
+        for name, photo, result in zip(names, inputs, results):
             m = content_metrics(photo, result, cfg.edge_tolerance)
             per_image.append(
                 {
@@ -220,8 +226,6 @@ def evaluate(cfg, log=print):
                     **{k: round(v, 4) for k, v in m.items()},
                 }
             )
-        if stylizer is not None:  # the grid's first column is the input
-            outputs[label] = results
         row = {
             "model": label,
             "source": source or "(the photos)",
@@ -233,7 +237,7 @@ def evaluate(cfg, log=print):
             values = [r[key] for r in per_image if r["model"] == label]
             row[key] = round(float(np.mean(values)), 4)
         if extractor is not None:
-            feats = extractor(results)
+            feats = photo_feats if source is None else extractor(results)
             if style_feats is not None:
                 row["fid_style"] = round(fid(feats, style_feats), 3)
                 k_mean, k_std = kid(feats, style_feats)
