@@ -46,6 +46,20 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(skip)
 
 
+def parse_train_args(*args):
+    """The `TrainConfig` that `python -m uegan_tf.train ARGS...` would use.
+
+    Call inside `flagsaver.flagsaver()`, from the repository root (nested
+    flagfile paths are repo-relative).
+    """
+    from uegan_tf import flags as uflags
+
+    uflags.define_train_flags()
+    flags.FLAGS.unparse_flags()
+    flags.FLAGS(["train", *args])
+    return uflags.train_config_from_flags()
+
+
 def shared_path(*parts):
     """Path under ../shared, or skip the test saying what is missing."""
     path = SHARED.joinpath(*parts)

@@ -6,11 +6,10 @@ import sys
 
 import numpy as np
 import pytest
-from absl import flags
 from absl.testing import flagsaver
 from conftest import REPO
+from conftest import parse_train_args
 
-from uegan_tf import flags as uflags
 from uegan_tf import metrics
 from uegan_tf import registry
 from uegan_tf.image_io import load_rgb
@@ -45,10 +44,7 @@ def test_demo_flags_reproduce_the_shipped_training(monkeypatch):
     trained = trained["training_config"]
     monkeypatch.chdir(REPO)  # the nested flagfile path is repo-relative
     with flagsaver.flagsaver():
-        uflags.define_train_flags()
-        flags.FLAGS.unparse_flags()
-        flags.FLAGS(["train", "--flagfile=configs/demo.flags"])
-        cfg = uflags.train_config_from_flags().to_dict()
+        cfg = parse_train_args("--flagfile=configs/demo.flags").to_dict()
     for key in ("loss", "optim", "model", "batch_size", "epochs", "seed"):
         assert cfg[key] == trained[key], key
     assert cfg["init_epochs"] == trained["init_epochs"]

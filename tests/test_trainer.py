@@ -10,11 +10,10 @@ import time
 import numpy as np
 import pytest
 import tensorflow as tf
-from absl import flags
 from absl.testing import flagsaver
 from conftest import REPO
+from conftest import parse_train_args
 
-from uegan_tf import flags as uflags
 from uegan_tf.data.pipeline import build_train_dataset
 from uegan_tf.testing import tiny_train_config
 from uegan_tf.testing import write_fake_records
@@ -257,13 +256,6 @@ def test_jit_compiled_step_runs(tmp_path, records):
     assert all(np.isfinite(float(v)) for v in out.values())
 
 
-def _parse_flagfile(path):
-    uflags.define_train_flags()
-    flags.FLAGS.unparse_flags()
-    flags.FLAGS(["train", f"--flagfile={path}"])
-    return uflags.train_config_from_flags()
-
-
 @pytest.mark.parametrize(
     "name",
     sorted(
@@ -275,7 +267,7 @@ def _parse_flagfile(path):
 def test_every_config_parses(name, monkeypatch):
     monkeypatch.chdir(REPO)  # nested flagfile paths are repo-relative
     with flagsaver.flagsaver():
-        cfg = _parse_flagfile(f"configs/{name}")
+        cfg = parse_train_args(f"--flagfile=configs/{name}")
     assert cfg.workdir and cfg.data.records_dir
     if name == "hayao.flags":
         assert (
@@ -305,17 +297,9 @@ def test_every_config_parses(name, monkeypatch):
 def test_flagfiles_compose_and_command_line_wins(monkeypatch):
     monkeypatch.chdir(REPO)
     with flagsaver.flagsaver():
-        uflags.define_train_flags()
-        flags.FLAGS.unparse_flags()
-        flags.FLAGS(
-            [
-                "train",
-                "--flagfile=configs/hayao.flags",
-                "--style_weight=9",
-                "--nounet",
-            ]
+        cfg = parse_train_args(
+            "--flagfile=configs/hayao.flags", "--style_weight=9", "--nounet"
         )
-        cfg = uflags.train_config_from_flags()
     assert cfg.loss.style == 9 and not cfg.model.unet
     assert cfg.epochs == 101  # from base.flags through hayao.flags
 
