@@ -30,6 +30,7 @@ from PIL import Image
 
 from uegan_tf import export_lib
 from uegan_tf.models import build_generator
+from uegan_tf.testing import synthetic_image
 
 grpc = pytest.importorskip("grpc")
 pytest.importorskip("tensorflow_serving")
@@ -247,10 +248,7 @@ def rest_server(models):
 
 @pytest.fixture(scope="module")
 def photo():
-    rng = np.random.RandomState(0)
-    base = export_lib.synthetic_image(46, 62).astype(int)
-    noise = rng.randint(-20, 21, base.shape)
-    return np.clip(base + noise, 0, 255).astype(np.uint8)  # 46x62
+    return synthetic_image(46, 62)  # gradients + noise, uint8
 
 
 def _jpeg(rgb):

@@ -48,6 +48,7 @@ from uegan_tf.image_io import find_images
 from uegan_tf.image_io import load_rgb
 from uegan_tf.image_io import resize_short_side
 from uegan_tf.inference import stylize_uint8
+from uegan_tf.testing import synthetic_image
 
 SERVING_DEFAULT = "serving_default"
 BYTES_SIGNATURE = "serve_bytes"
@@ -347,7 +348,11 @@ def write_saved_model(
     with atomic_dir(final) as tmp:
         archive.write_out(tmp, verbose=False)
         if warmup_image is not False:
-            image = synthetic_image() if warmup_image is None else warmup_image
+            image = (
+                synthetic_image(64, 64)
+                if warmup_image is None
+                else warmup_image
+            )
             write_warmup_requests(
                 os.path.join(tmp, WARMUP_FILE), warmup_requests(name, image)
             )
@@ -373,21 +378,6 @@ def signature_names(saved_model_dir):
 # ---------------------------------------------------------------------------
 # TF Serving warmup requests.
 # ---------------------------------------------------------------------------
-
-
-def synthetic_image(height=64, width=64):
-    """A deterministic uint8 RGB test pattern (gradients and a square)."""
-    yy, xx = np.mgrid[0:height, 0:width]
-    image = np.stack(
-        [
-            255.0 * xx / max(width - 1, 1),
-            255.0 * yy / max(height - 1, 1),
-            127.5 + 127.5 * np.sin((xx + yy) / 6.0),
-        ],
-        axis=-1,
-    )
-    image[height // 4 : height // 2, width // 4 : width // 2] = 255.0
-    return np.clip(np.round(image), 0, 255).astype(np.uint8)
 
 
 def warmup_requests(model_name, image):

@@ -1,4 +1,4 @@
-"""Small synthetic fixtures shared by tests and benchmarks."""
+"""Small synthetic fixtures shared by tests, benchmarks and export warm-up."""
 
 import dataclasses
 import pathlib
