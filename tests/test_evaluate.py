@@ -14,6 +14,7 @@ from uegan_tf.evaluate import comparison_grid
 from uegan_tf.evaluate import evaluate
 from uegan_tf.evaluate import letterbox
 from uegan_tf.evaluate import parse_models
+from uegan_tf.evaluate import split_step
 from uegan_tf.image_io import save_rgb
 from uegan_tf.models import build_generator
 from uegan_tf.testing import synthetic_image
@@ -146,10 +147,13 @@ def test_grid_layout():
 
 
 def test_parse_models():
-    assert parse_models(["painted", "plain=runs/x", " "]) == (
+    assert parse_models(["painted", "plain=runs/x@1200", " "]) == (
         ("painted", "painted"),
-        ("plain", "runs/x"),
+        ("plain", "runs/x@1200"),
     )
+    assert split_step("runs/x@1200") == ("runs/x", 1200)
+    assert split_step("runs/x") == ("runs/x", None)
+    assert split_step("me@host/x") == ("me@host/x", None)
 
 
 def test_evaluate_end_to_end(tmp_path):
@@ -171,14 +175,20 @@ def test_evaluate_end_to_end(tmp_path):
         ),
         log=lambda m: None,
     )
-    assert [r["model"] for r in summary["rows"]] == ["input", "ue", "plain"]
+    assert [r["model"] for r in summary["rows"]] == [
+        "input",
+        "cv2.stylization",
+        "cartoonizer",
+        "ue",
+        "plain",
+    ]
     # The reference row: the photos compared with themselves.
     ref = summary["rows"][0]
     assert ref["params"] == 0 and ref["latency_s"] == 0
     assert (ref["psnr_y"], ref["ssim_y"], ref["edge_f1"]) == (100.0, 1.0, 1.0)
     assert ref["sobel_l1"] == 0 and ref["delta_e"] == 0
-    assert summary["rows"][1]["params"] == 2_235_712
-    assert summary["rows"][2]["params"] == 2_143_552
+    assert summary["rows"][3]["params"] == 2_235_712
+    assert summary["rows"][4]["params"] == 2_143_552
     for name in (
         "results.md",
         "results.csv",
@@ -190,11 +200,142 @@ def test_evaluate_end_to_end(tmp_path):
     table = (tmp_path / "out" / "results.md").read_text()
     assert table.splitlines()[0].startswith("| model | params | latency_s")
     data = json.loads((tmp_path / "out" / "results.json").read_text())
-    assert len(data["per_image"]) == 6
+    assert len(data["per_image"]) == 10  # 2 photos x 5 rows
     from uegan_tf.image_io import load_rgb
 
     assert load_rgb(tmp_path / "out" / "grid.png").shape == (
         2 * 36 + 4,
-        3 * 36 + 4,
+        5 * 36 + 4,
         3,
     )
+
+
+# ---------------------------------------------------------------------------
+# Style gain and the non-learned baselines.
+
+
+def test_window_moments_match_direct_statistics():
+    rng = np.random.default_rng(0)
+    fmap = rng.normal(size=(37, 50, 5)) * 10 + 3
+    ys, xs = np.array([0, 4, 8, 24]), np.array([0, 16, 8, 36])
+    for cell in (1, 2, 4):
+        mean, sq = metrics.window_moments(fmap, ys, xs, 12, cell)
+        for i, (y, x) in enumerate(zip(ys, xs)):
+            win = fmap[y : y + 12, x : x + 12]
+            np.testing.assert_allclose(mean[i], win.mean((0, 1)), rtol=1e-9)
+            np.testing.assert_allclose(
+                np.sqrt(sq[i] - mean[i] ** 2), win.std((0, 1)), rtol=1e-6
+            )
+
+
+def test_style_gain_two_sets_by_hand():
+    # One-dimensional descriptors, two per set, so that KID uses the whole
+    # set in every subset (the unbiased MMD^2 is then exact, no sampling).
+    style = np.array([[2.0], [4.0]])  # mean 3, population std 1
+    photos = np.array([[-1.0], [0.0]])  # standardised: -4, -3
+    outputs = np.array([[1.0], [2.0]])  # standardised: -2, -1
+    np.testing.assert_allclose(
+        metrics.standardize(photos, style), [[-4.0], [-3.0]]
+    )
+    # k(x, y) = (x y / d + 1)^3 with d = 1; style standardised to -1, 1.
+    # MMD^2 = k(a1, a2) + k(s1, s2) - 2 mean_ij k(a_i, s_j), where the
+    # first two terms are the mean off-diagonal pairs (one pair each way).
+    #   photos:  k(-4,-3) = 13^3 = 2197; k(-1,1) = 0;
+    #            k(-4,-1) = 125, k(-4,1) = -27, k(-3,-1) = 64, k(-3,1) = -8
+    #            -> 2197 + 0 - 2 * 154 / 4 = 2120
+    #   outputs: k(-2,-1) = 27; cross: k(-2,-1) = 27, k(-2,1) = -1,
+    #            k(-1,-1) = 8, k(-1,1) = 0 -> 27 + 0 - 2 * 34 / 4 = 10
+    result = metrics.style_gain(outputs, photos, style, subsets=1)
+    assert result["kid_photos"] == pytest.approx(2120.0)
+    assert result["kid_outputs"] == pytest.approx(10.0)
+    assert result["gain"] == pytest.approx(1 - 10 / 2120)
+    # The photos scored as outputs: exactly no gain.
+    assert metrics.style_gain(photos, photos, style)["gain"] == 0.0
+
+
+def _real_sets(n_pictures=12):
+    from conftest import shared_path
+
+    from uegan_tf.image_io import find_images
+    from uegan_tf.image_io import load_rgb
+
+    weights = shared_path("weights", "vgg16_imagenet_features.npz")
+    style_dir = shared_path("data", "style_anime")
+    # One image per picture (the whole picture at short side 256).
+    style = [
+        load_rgb(p) for p in sorted(style_dir.glob("*_s256.jpg"))[:n_pictures]
+    ]
+    photos = [load_rgb(p) for p in find_images(shared_path("data", "val_photo"))]
+    return str(weights), style, photos
+
+
+def test_style_gain_on_real_images():
+    weights, style, photos = _real_sets()
+    describe = metrics.StyleDescriptor(weights, seed=0)
+    other_crops = metrics.StyleDescriptor(describe.vgg, seed=1)
+    d_style, d_photos = describe(style), describe(photos)
+    assert d_style.shape == (12 * 64, 2 * (64 + 128 + 256 + 512))
+    # The style images, with other random windows, scored as outputs:
+    # as close to the style as the style itself.
+    self_score = metrics.style_gain(other_crops(style), d_photos, d_style)
+    assert self_score["gain"] >= 0.8, self_score
+    # The photos against themselves: no gain (evaluate draws the same
+    # windows for a model's inputs and outputs); other random windows of
+    # the same photos: near 0 (measured -0.08 to 0.04 over four draws).
+    assert metrics.style_gain(d_photos, d_photos, d_style)["gain"] == 0.0
+    again = metrics.style_gain(other_crops(photos), d_photos, d_style)
+    assert abs(again["gain"]) < 0.15, again
+    assert self_score["kid_photos"] > 10 * abs(self_score["kid_outputs"])
+
+
+def test_baselines_restyle_deterministically():
+    from uegan_tf.baselines import BASELINES
+    from uegan_tf.baselines import BaselineStylizer
+
+    img = synthetic_image(64, 80, 3)
+    for name, fn in BASELINES.items():
+        out = fn(img)
+        assert out.shape == img.shape and out.dtype == np.uint8, name
+        np.testing.assert_array_equal(out, fn(img))  # deterministic
+        assert np.abs(out.astype(int) - img).mean() > 2, name
+    cartoon = BASELINES["cartoonizer"](img)
+    # A palette of at most 8 colours plus the black outlines.
+    assert len(np.unique(cartoon.reshape(-1, 3), axis=0)) <= 9
+    assert (cartoon.sum(-1) == 0).mean() > 0.005  # outlines: 0.9 % here
+    big = synthetic_image(60, 200, 4)
+    assert BaselineStylizer("cartoonizer", max_side=100)(big).shape == (
+        30,
+        100,
+        3,
+    )
+    with pytest.raises(KeyError, match="unknown baseline"):
+        BaselineStylizer("sketch")
+
+
+def test_evaluate_rows_have_style_gain_on_real_images(tmp_path):
+    weights, style, photos = _real_sets(8)
+    for i, img in enumerate(style):
+        save_rgb(tmp_path / "style" / f"s{i}.png", img)
+    for i, img in enumerate(photos[:3]):
+        save_rgb(tmp_path / "photos" / f"p{i}.png", img)
+    summary = evaluate(
+        EvalConfig(
+            models=(),
+            photos=str(tmp_path / "photos"),
+            out=str(tmp_path / "out"),
+            style_dir=str(tmp_path / "style"),
+            vgg16_weights=weights,
+            features="none",
+            style_crops=16,
+        ),
+        log=lambda m: None,
+    )
+    rows = {r["model"]: r for r in summary["rows"]}
+    assert list(rows) == ["input", "cv2.stylization", "cartoonizer"]
+    assert rows["input"]["style_gain"] == 0.0
+    for name in ("cv2.stylization", "cartoonizer"):
+        assert rows[name]["params"] == 0
+        assert -1.0 < rows[name]["style_gain"] < 1.0
+        assert rows[name]["ssim_y"] < 1.0
+    header = (tmp_path / "out" / "results.md").read_text().splitlines()[0]
+    assert "style_gain" in header and "kid_local" in header

@@ -1,16 +1,22 @@
 """Evaluate stylization models side by side.
 
-    python -m uegan_tf.evaluate --models=painted,plain=runs/demo_plain \
+    python -m uegan_tf.evaluate --models=anime,plain=runs/anime_plain@2000 \
         --photos=../shared/data/val_photo \
-        --style_dir=../shared/data/style_painted --out=eval/painted \
+        --style_dir=../shared/data/style_anime --out=eval/anime \
+        --vgg16_weights=../shared/weights/vgg16_imagenet_features.npz \
         [--features=auto|inception|vgg16|none] [--inception_weights=PATH] \
-        [--vgg16_weights=PATH] [--edge_tolerance=2] [--grid_size=256]
+        [--nobaselines] [--style_crops=64] [--edge_tolerance=2]
 
 For every model (anything `uegan stylize` accepts; `label=source` names a
-column) it stylizes each photo and measures content preservation against the
-photo (PSNR/SSIM on luma, Sobel L1, Canny edge F1, CIELAB Delta E), the
-distance of its outputs to the style images and to the photos (FID, KID),
-its latency per image and parameter count. It writes `results.md`,
+row, `source@STEP` picks a training work dir's checkpoint) it stylizes each
+photo and measures content preservation against the photo (PSNR/SSIM on
+luma, Sobel L1, Canny edge F1, CIELAB Delta E), the style gain of its
+outputs toward the `--style_dir` images (local VGG16 statistics, KID
+relative to the photos' own: docs/evaluation.md), the distance of its
+outputs to the style images and to the photos (FID, KID), its latency per
+image and parameter count. The photos unchanged ("input") and two
+non-learned baselines (`cv2.stylization`, a classic cartoonizer) are rows
+too, unless `--noinput_row` / `--nobaselines`. It writes `results.md`,
 `results.csv`, `results.json`, the per-image CSV and `grid.png` (rows:
 photos; columns: the input and each model's output).
 """
@@ -29,6 +35,7 @@ from absl import flags
 
 INPUT_LABEL = "input"  # the reference row: photos as their own "output"
 METRICS = ("psnr_y", "ssim_y", "sobel_l1", "edge_f1", "delta_e")
+BASELINE_SOURCE = "baseline:"  # source prefix of the non-learned rows
 METRIC_HELP = {
     "psnr_y": "PSNR of luma vs the input (dB, higher = closer)",
     "ssim_y": "SSIM of luma vs the input (1 = identical)",
@@ -56,6 +63,9 @@ class EvalConfig:
         max_side: downscale photos whose long side exceeds this first.
         input_row: add a first row, "input", for the photos unchanged: the
             baseline of the style distances (FID/KID to the style images).
+        baselines: add the non-learned rows (`uegan_tf.baselines`).
+        style_crops: windows per image for the style gain.
+        style_crop: window side for the style gain.
     """
 
     models: tuple
@@ -69,10 +79,14 @@ class EvalConfig:
     grid_size: int = 256
     max_side: int = 1024
     input_row: bool = True
+    baselines: bool = True
+    style_crops: int = 64
+    style_crop: int = 96
 
 
 def parse_models(spec):
-    """ "a,b=path" -> (("a", "a"), ("b", "path"))."""
+    """ "a,b=path" -> (("a", "a"), ("b", "path")); a work dir's step stays
+    in the source ("b=runs/x@1200", see `split_step`)."""
     out = []
     for item in spec:
         item = item.strip()
@@ -83,6 +97,14 @@ def parse_models(spec):
             label, source = pathlib.Path(item).name or item, item
         out.append((label, source))
     return tuple(out)
+
+
+def split_step(source):
+    """ "runs/x@1200" -> ("runs/x", 1200); anything else -> (source, None)."""
+    path, at, step = source.rpartition("@")
+    if at and path and step.isdigit():
+        return path, int(step)
+    return source, None
 
 
 def letterbox(rgb, size):
@@ -169,13 +191,17 @@ def _stylize_timed(stylizer, photos):
 
 def evaluate(cfg, log=print):
     """Run the evaluation; returns the summary dict (also written to disk)."""
+    from uegan_tf.baselines import BASELINES
+    from uegan_tf.baselines import BaselineStylizer
     from uegan_tf.image_io import find_images
     from uegan_tf.image_io import load_rgb
     from uegan_tf.image_io import save_rgb
     from uegan_tf.inference import Stylizer
     from uegan_tf.metrics import content_metrics
     from uegan_tf.metrics import fid
+    from uegan_tf.metrics import StyleDescriptor
     from uegan_tf.metrics import kid
+    from uegan_tf.metrics import style_gain
 
     out = pathlib.Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -189,18 +215,30 @@ def evaluate(cfg, log=print):
             names.append(p.name)
         except Exception as e:  # a bad photo is reported, not fatal
             log(f"skipping {p}: {e}")
+    styles = []
+    if cfg.style_dir:
+        styles = [load_rgb(p, min_side=8) for p in find_images(cfg.style_dir)]
+        if not styles:
+            raise FileNotFoundError(f"no style images in {cfg.style_dir}")
     extractor = _feature_extractor(cfg, log)
     style_feats = photo_feats = None
     if extractor is not None:
         photo_feats = extractor(photos)
-        if cfg.style_dir:
-            styles = [
-                load_rgb(p, min_side=8) for p in find_images(cfg.style_dir)
-            ]
+        if styles:
             style_feats = extractor(styles)
+    describe = style_desc = photo_desc = None
+    if styles and cfg.vgg16_weights:
+        describe = StyleDescriptor(
+            cfg.vgg16_weights, crop=cfg.style_crop, crops=cfg.style_crops
+        )
+        style_desc, photo_desc = describe(styles), describe(photos)
+    elif styles:
+        log("style gain skipped: it needs --vgg16_weights")
 
     rows, per_image, outputs = [], [], {}
     models = list(cfg.models)
+    if cfg.baselines:
+        models[:0] = [(n, BASELINE_SOURCE + n) for n in BASELINES]
     if cfg.input_row:
         models.insert(0, (INPUT_LABEL, None))
     for label, source in models:
@@ -209,11 +247,19 @@ def evaluate(cfg, log=print):
             params, inputs, results = 0, photos, photos
             times = [0.0] * len(photos)
         else:
-            stylizer = Stylizer(source, tile=0, max_side=cfg.max_side)
+            if source.startswith(BASELINE_SOURCE):
+                stylizer = BaselineStylizer(
+                    source[len(BASELINE_SOURCE) :], cfg.max_side
+                )
+            else:
+                path, step = split_step(source)
+                stylizer = Stylizer(
+                    path, step=step, tile=0, max_side=cfg.max_side
+                )
             params = (
                 stylizer.generator.count_params()
                 if stylizer.generator is not None
-                else None
+                else (0 if source.startswith(BASELINE_SOURCE) else None)
             )
             inputs, results, times = _stylize_timed(stylizer, photos)
             outputs[label] = results  # the grid's first column is the input
@@ -236,6 +282,13 @@ def evaluate(cfg, log=print):
         for key in METRICS:
             values = [r[key] for r in per_image if r["model"] == label]
             row[key] = round(float(np.mean(values)), 4)
+        if describe is not None:
+            # The descriptors of the model's own inputs (after max_side).
+            inputs_desc = photo_desc if source is None else describe(inputs)
+            out_desc = inputs_desc if source is None else describe(results)
+            sg = style_gain(out_desc, inputs_desc, style_desc)
+            row["style_gain"] = round(sg["gain"], 4)
+            row["kid_local"] = round(sg["kid_outputs"], 4)
         if extractor is not None:
             feats = photo_feats if source is None else extractor(results)
             if style_feats is not None:
@@ -277,6 +330,7 @@ def markdown_table(summary):
     """The summary as a Markdown table with a legend."""
     rows = summary["rows"]
     cols = ["model", "params", "latency_s", *METRICS]
+    cols += [c for c in ("style_gain", "kid_local") if c in rows[0]]
     extra = [
         c
         for c in ("fid_style", "kid_style", "fid_photo", "kid_photo")
@@ -295,6 +349,14 @@ def markdown_table(summary):
     legend = [f"- {k}: {v}" for k, v in METRIC_HELP.items()]
     legend.append(f"- edge F1 tolerance: {summary['edge_tolerance_px']} px")
     legend.append("- latency_s: median seconds per image (this machine)")
+    if "style_gain" in rows[0]:
+        legend.append(
+            "- style_gain: 1 - kid_local(model) / kid_local(photos): 0 = no "
+            "closer to the style images than the photos, 1 = as close as the "
+            "style images themselves; kid_local: KID between local VGG16 "
+            "statistics of 96x96 windows of the outputs and of the style "
+            "images (docs/evaluation.md)"
+        )
     if extra:
         legend.append(
             f"- FID/KID features: {summary['features']}; "
@@ -330,6 +392,13 @@ def define_flags():
     flags.DEFINE_bool(
         "input_row", True, "Add an 'input' row: the photos unchanged."
     )
+    flags.DEFINE_bool(
+        "baselines",
+        True,
+        "Add the non-learned rows: cv2.stylization and a cartoonizer.",
+    )
+    flags.DEFINE_integer("style_crops", 64, "Style-gain windows per image.")
+    flags.DEFINE_integer("style_crop", 96, "Style-gain window side (px).")
 
 
 def main(argv):
@@ -352,6 +421,9 @@ def main(argv):
         grid_size=f.grid_size,
         max_side=f.max_side,
         input_row=f.input_row,
+        baselines=f.baselines,
+        style_crops=f.style_crops,
+        style_crop=f.style_crop,
     )
     from uegan_tf.inference import ModelLoadError
 

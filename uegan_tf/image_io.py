@@ -189,6 +189,15 @@ def resize_short_side(rgb, short_side, max_long_side=None):
     return cv2.resize(rgb, (nw, nh), interpolation=interp)
 
 
+def fit_long_side(rgb, max_side):
+    """Downscale (area) so the long side is at most `max_side` (0: never);
+    returns the input itself when it already fits."""
+    h, w = rgb.shape[:2]
+    if not max_side or max(h, w) <= max_side:
+        return rgb
+    return resize_short_side(rgb, min(h, w), max_long_side=max_side)
+
+
 def save_rgb(path, rgb, quality=95):
     """Write an 8-bit RGB array atomically (format from the extension).
 

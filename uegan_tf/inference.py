@@ -14,6 +14,7 @@ import numpy as np
 import tensorflow as tf
 
 from uegan_tf import registry
+from uegan_tf.image_io import fit_long_side
 from uegan_tf.data.pipeline import from_unit_range
 from uegan_tf.data.pipeline import to_unit_range
 from uegan_tf.models.layers import NormStats
@@ -364,14 +365,7 @@ class Stylizer:
 
     def prepare(self, rgb):
         """Apply `max_side` downscaling; returns the array to stylize."""
-        if self.max_side and max(rgb.shape[:2]) > self.max_side:
-            scale = self.max_side / max(rgb.shape[:2])
-            size = (
-                max(1, round(rgb.shape[1] * scale)),
-                max(1, round(rgb.shape[0] * scale)),
-            )
-            rgb = cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)
-        return rgb
+        return fit_long_side(rgb, self.max_side)
 
     def wants_tiles(self, h, w):
         if self.tile == 0:

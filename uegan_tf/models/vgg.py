@@ -84,6 +84,25 @@ class VGGFeatures(keras.Model):
                 x = tf.nn.max_pool2d(x, 2, 2, "VALID")
         return x  # pre-ReLU block-4 features
 
+    def block_activations(self, x):
+        """Post-ReLU outputs of each block's last conv (the style taps).
+
+        For "vgg16": relu1_2, relu2_2, relu3_3, relu4_3; for "vgg19":
+        relu1_2, relu2_2, relu3_4, relu4_4. Input as `call`; outputs
+        `[B, H, W, 64]`, `[B, H/2, W/2, 128]`, `[B, H/4, W/4, 256]`,
+        `[B, H/8, W/8, 512]` (floor division: VALID 2x2 max pools).
+        """
+        x = self.preprocess(x)
+        taps, k = [], 0
+        for b, (_, n) in enumerate(_BLOCKS[self.arch]):
+            if b:
+                x = tf.nn.max_pool2d(x, 2, 2, "VALID")
+            for _ in range(n):
+                x = tf.nn.relu(self.convs[k](x))
+                k += 1
+            taps.append(x)
+        return taps
+
     def get_config(self):
         config = super().get_config()
         config.update(arch=self.arch)
