@@ -1,6 +1,6 @@
 """`export/client.py` against stand-ins for TensorFlow Serving.
 
-No TF Serving binary can be installed here (environment.md §4), so two
+No TF Serving binary installs here (docs/environment.md#tf-serving), so two
 small stand-ins serve the real exported SavedModel on 127.0.0.1:
 
 - gRPC: a `PredictionService` whose `Predict` runs the requested signature;

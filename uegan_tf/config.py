@@ -65,7 +65,7 @@ class ModelConfig:
 
 @dataclasses.dataclass(frozen=True)
 class LossConfig:
-    """Loss weights (`algorithm.md` §3.7-3.8, §6.2).
+    """Loss weights (`docs/design.md#loss-weights`, `#losses`).
 
     Attributes:
         g_adv: generator adversarial weight (300).

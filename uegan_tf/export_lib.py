@@ -4,7 +4,7 @@ The one library behind `tools/export_tflite.py` and `bench/`. Everything is
 converted from one SavedModel, written by `keras.export.ExportArchive` (a
 hand-written `tf.Module` wrapper converts to a TFLite model that outputs NaN
 and cannot be loaded by the session-based loader TF Serving uses; see
-`docs/environment.md` §4 and `style.md`).
+`docs/environment.md#savedmodel-export`).
 
 SavedModel signatures (pre- and post-processing are inside the graph):
 
@@ -449,8 +449,8 @@ class SessionModel:
     TF Serving loads SavedModels with the session-based C++ loader and feeds
     the tensors named in each SignatureDef; `tf.saved_model.load` (TF2) is a
     different code path. A model that this class can run is one that the
-    server's loader can restore (the `tf.Module` failure mode of §4 in
-    `environment.md` fails here too).
+    server's loader can restore (the `tf.Module` failure mode in
+    `docs/environment.md#savedmodel-export` fails here too).
 
     Args:
         saved_model_dir: a SavedModel folder.

@@ -8,7 +8,7 @@ logits of any shape `[B, ...]`. Images are NHWC RGB in [-1, 1]; features are
 NHWC.
 
 References: `TachibanaYoshino/AnimeGANv2:tools/ops.py` and `AnimeGANv2.py`
-(formulas in `shared/docs/algorithm.md` §3), the UE edge loss of §6.2.
+(formulas in `docs/design.md#losses`), the UE edge loss of `#edge-loss`.
 Computations run in float32 whatever the input dtype (mixed precision).
 """
 
@@ -232,7 +232,7 @@ def sobel_magnitude(luma, eps=1e-6):
 
 
 def edge_loss(generated, photo):
-    """UE-AnimeGANv2 edge loss (`algorithm.md` §6.2).
+    """UE-AnimeGANv2 edge loss (`docs/design.md#edge-loss`).
 
     L_edge = mean | M(Y(G(p))) - M(Y(p)) |, with Y the BT.601 luma in [0, 1]
     and M the Sobel gradient magnitude: the generated image keeps the

@@ -28,7 +28,7 @@ def edge_mask(rgb):
 
 
 def edge_smooth(rgb):
-    """Blur an image on and around its edges only (`algorithm.md` §4.3).
+    """Blur an image on and around its edges (`docs/design.md#training-data`).
 
     At every pixel of the dilated Canny edge map, each channel becomes the
     5x5 Gaussian-weighted sum (OpenCV kernel, sigma 1.1) of the image

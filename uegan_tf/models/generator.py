@@ -30,7 +30,7 @@ class Generator(keras.Model):
     C (conv, 4 inverted residual blocks with expansion 2 at H/4, conv),
     D and E (bilinear resize x2 then conv), 1x1 conv (no bias, no norm), tanh.
 
-    UE (`unet=True`, our design, `algorithm.md` §6.2): the decoder stages
+    UE (`unet=True`; `docs/design.md#ue-skip-connections`): the decoder stages
     also see the encoder features at the same resolution, by concatenation:
     `D1(concat[up(C), e1])` with e1 = block A's output (64 ch, H/2) and
     `E1(concat[up(D), e0])` with e0 = A's first conv output (32 ch, H).
