@@ -7,6 +7,7 @@ is always an 8-bit RGB `np.ndarray` `[H, W, 3]`, or an `ImageReadError`
 with a one-line reason.
 """
 
+import errno
 import io
 import pathlib
 import warnings
@@ -49,8 +50,21 @@ def is_image_path(path):
     return pathlib.Path(path).suffix.lower() in IMAGE_EXTENSIONS
 
 
-def find_images(root, extensions=IMAGE_EXTENSIONS):
+def find_images(root, extensions=IMAGE_EXTENSIONS, exclude=(), skipped=None):
     """Image files under `root` (recursively), sorted, hidden files skipped.
+
+    Args:
+        root: the folder to search.
+        extensions: lower-case suffixes to collect.
+        exclude: folders whose contents are never collected (the output
+            folder of a run that reads and writes the same tree: without
+            this a second run would read its own results).
+        skipped: optional list that receives `(path, reason)` for every
+            entry with a wanted extension that is not a usable file
+            (dangling or looping symbolic links, folders named like
+            images) and for symbolic links to folders, which are not
+            followed; callers report them instead of dropping them in
+            silence.
 
     Raises:
         FileNotFoundError: `root` does not exist or is not a folder.
@@ -58,13 +72,52 @@ def find_images(root, extensions=IMAGE_EXTENSIONS):
     root = pathlib.Path(root)
     if not root.is_dir():
         raise FileNotFoundError(f"not a folder: {root}")
+    excluded = [pathlib.Path(e).resolve() for e in exclude]
     found = []
     for path in sorted(root.rglob("*")):
         if any(part.startswith(".") for part in path.relative_to(root).parts):
             continue
-        if path.is_file() and path.suffix.lower() in extensions:
-            found.append(path)
+        if excluded and _inside(path, excluded):
+            continue
+        wanted = path.suffix.lower() in extensions
+        if path.is_symlink() and (wanted or path.is_dir()):
+            reason = _link_problem(path)
+            if reason:
+                if skipped is not None:
+                    skipped.append((path, reason))
+                continue
+        if path.is_file():
+            if wanted:
+                found.append(path)
+        elif wanted and path.is_dir() and skipped is not None:
+            skipped.append(
+                (path, "a folder with an image name (its contents are searched)")
+            )
     return found
+
+
+def _inside(path, folders):
+    """Whether `path` (resolved) is one of `folders` or inside one."""
+    try:
+        real = path.resolve()
+    except (OSError, RuntimeError):  # a link loop: not inside anything
+        return False
+    return any(real == f or f in real.parents for f in folders)
+
+
+def _link_problem(path):
+    """Why a symbolic link cannot be used as an input (None: it can)."""
+    try:
+        target = path.resolve(strict=True)
+    except RuntimeError:  # Python < 3.13 reports loops this way
+        return "symbolic link loop"
+    except OSError as e:
+        if e.errno == errno.ELOOP:
+            return "symbolic link loop"
+        return "dangling symbolic link (its target does not exist)"
+    if target.is_dir():
+        return "symbolic link to a folder (not followed)"
+    return None
 
 
 def _to_rgb8(img):

@@ -388,13 +388,16 @@ class Stylizer:
             raise ValueError(f"empty image ({w}x{h})")
         if min(h, w) < MIN_SIDE:
             # The bottleneck at H/4 needs 2 pixels for its reflect padding:
-            # extend tiny images by edge replication, then crop back.
+            # extend tiny images by edge replication, then crop back. Not
+            # through `self(...)`: `prepare` would shrink the padded image
+            # again when max_side < MIN_SIDE (endless recursion).
             grown = np.pad(
                 rgb,
                 ((0, max(0, MIN_SIDE - h)), (0, max(0, MIN_SIDE - w)), (0, 0)),
                 mode="edge",
             )
-            return self(grown)[:h, :w]
+            out = self._run(grown[None]).numpy()[0][:h, :w]
+            return match_brightness(out, rgb) if self.brightness else out
         if self.wants_tiles(h, w):
             out = self._tiled(rgb)
         else:

@@ -23,6 +23,10 @@ from absl import app
 from absl import flags
 
 EXAMPLES_DIR = pathlib.Path(__file__).resolve().parent / "examples"
+# Smallest useful --max_side: the generator's own minimum side
+# (`inference.MIN_SIDE`, not imported here: it would load TensorFlow
+# before the flags are parsed).
+MIN_MAX_SIDE = 8
 
 
 @dataclasses.dataclass(frozen=True)
@@ -80,8 +84,13 @@ class StylizeConfig:
             raise ValueError("--temporal_smoothing must be in [0, 1)")
         if self.image_format not in ("auto", "png", "jpg"):
             raise ValueError("--format must be auto, png or jpg")
-        if self.batch < 1 or self.max_side < 0:
-            raise ValueError("--batch must be >= 1 and --max_side >= 0")
+        if self.batch < 1:
+            raise ValueError(f"--batch must be >= 1, got {self.batch}")
+        if self.max_side < 0 or 0 < self.max_side < MIN_MAX_SIDE:
+            raise ValueError(
+                f"--max_side must be 0 (keep the size) or >= {MIN_MAX_SIDE}, "
+                f"got {self.max_side}"
+            )
         return self
 
 
@@ -94,18 +103,35 @@ class Job:
     video: bool
 
 
-def expand_inputs(inputs, out_dir, image_format="auto"):
+def expand_inputs(inputs, out_dir, image_format="auto", warn=None):
     """Turn files, folders and globs into jobs with output paths.
 
     Folder contents keep their relative layout under `out_dir/<folder>`;
-    single files go to `out_dir/<name>`. Returns `(jobs, errors)` where
-    errors are one-line messages for inputs that match nothing.
+    single files go to `out_dir/<name>`. Nothing inside `out_dir` is ever
+    read from a folder or glob (otherwise a folder that contains its
+    output folder is re-stylized one level deeper on every run). Two
+    inputs that would write one output get distinct names (see
+    `_separate_outputs`) or, failing that, are both refused: no result
+    overwrites another.
+
+    Args:
+        inputs: files, folders and glob patterns.
+        out_dir: the output folder.
+        image_format: "auto", "png" or "jpg".
+        warn: optional callable for one-line notes about folder entries
+            that are skipped (dangling links, link loops, ...).
+
+    Returns:
+        `(jobs, errors)` where errors are one-line messages for inputs that
+        match nothing or cannot be given an output of their own.
     """
     from uegan_tf.image_io import IMAGE_EXTENSIONS
+    from uegan_tf.image_io import find_images
     from uegan_tf.video import VIDEO_EXTENSIONS
     from uegan_tf.video import is_video_path
 
     out_dir = pathlib.Path(out_dir)
+    out_real = out_dir.resolve()
     media = IMAGE_EXTENSIONS + VIDEO_EXTENSIONS
     jobs, errors, seen = [], [], set()
 
@@ -119,6 +145,10 @@ def expand_inputs(inputs, out_dir, image_format="auto"):
             return path.with_suffix(".jpg").name
         return path.with_suffix(".png").name
 
+    def in_output_tree(path):
+        real = path.resolve()
+        return real == out_real or out_real in real.parents
+
     def add(src, dst):
         key = src.resolve()
         if key in seen:
@@ -127,17 +157,28 @@ def expand_inputs(inputs, out_dir, image_format="auto"):
         jobs.append(Job(src, dst, is_video_path(src)))
 
     for item in inputs:
+        if not str(item).strip():
+            # pathlib turns "" into "." (the current folder, recursively):
+            # an empty argument is almost always an unset shell variable.
+            errors.append(
+                f"{item!r}: empty path (give . for the current folder)"
+            )
+            continue
         path = pathlib.Path(item).expanduser()
         if path.is_dir():
-            found = sorted(
-                p
-                for p in path.rglob("*")
-                if p.is_file()
-                and p.suffix.lower() in media
-                and not any(
-                    part.startswith(".") for part in p.relative_to(path).parts
-                )
+            skipped = []
+            found = find_images(
+                path, media, exclude=[out_dir], skipped=skipped
             )
+            for bad, reason in skipped:
+                if warn:
+                    warn(f"{bad}: skipped, {reason}")
+            if in_output_tree(path):
+                errors.append(
+                    f"{path}: is inside the output folder {out_dir}; "
+                    "outputs are never read back"
+                )
+                continue
             if not found:
                 errors.append(f"{path}: folder has no images or videos")
             for p in found:
@@ -149,21 +190,59 @@ def expand_inputs(inputs, out_dir, image_format="auto"):
             matches = sorted(
                 pathlib.Path(m) for m in glob.glob(str(item), recursive=True)
             )
-            matches = [m for m in matches if m.is_file()]
+            matches = [
+                m for m in matches if m.is_file() and not in_output_tree(m)
+            ]
             if not matches:
                 errors.append(f"{item}: no file matches this pattern")
             for m in matches:
                 add(m, out_dir / out_name(m))
         else:
             errors.append(f"{item}: no such file or folder")
-    # Two inputs mapping to one output (same name in different places).
-    counts = {}
-    for job in jobs:
-        counts[job.dst] = counts.get(job.dst, 0) + 1
-    for job in jobs:
-        if counts[job.dst] > 1:
-            job.dst = job.dst.with_name(f"{job.src.parent.name}_{job.dst.name}")
-    return jobs, errors
+    refused = _separate_outputs(jobs)
+    for job, reason in refused:
+        errors.append(f"{job.src}: {reason}")
+    refused_jobs = {id(job) for job, _ in refused}
+    return [j for j in jobs if id(j) not in refused_jobs], errors
+
+
+def _separate_outputs(jobs):
+    """Give every job its own output path; returns the jobs refused.
+
+    `photo.bmp` and `photo.webp` both map to `photo.png`; `a/x.jpg` and
+    `b/x.jpg` both to `x.jpg`. Colliding outputs first keep their source
+    extension (`photo_bmp.png`, `photo_webp.png`), then, if they still
+    collide, their source folder's name (`a_x.jpg`). Jobs that still
+    collide, or whose output would replace one of the inputs, are refused
+    with a reason (`[(job, reason)]`), before any work is done.
+    """
+
+    def colliding():
+        counts = {}
+        for job in jobs:
+            counts[job.dst] = counts.get(job.dst, 0) + 1
+        return [job for job in jobs if counts[job.dst] > 1]
+
+    for job in colliding():
+        ext = job.src.suffix.lower().lstrip(".") or "noext"
+        job.dst = job.dst.with_name(
+            f"{job.dst.stem}_{ext}{job.dst.suffix}"
+        )
+    for job in colliding():
+        job.dst = job.dst.with_name(f"{job.src.parent.name}_{job.dst.name}")
+    refused = [
+        (job, f"its output name {job.dst} collides with another input's; "
+         "rename one of them")
+        for job in colliding()
+    ]
+    sources = {job.src.resolve() for job in jobs}
+    refused += [
+        (job, f"its output {job.dst} would replace an input")
+        for job in jobs
+        if job.dst.resolve() in sources
+        and all(job is not r for r, _ in refused)
+    ]
+    return refused
 
 
 def run(cfg, log=print, err=None, progress=True):
@@ -180,6 +259,7 @@ def run(cfg, log=print, err=None, progress=True):
         OSError: the output folder cannot be created or written.
     """
     import numpy as np
+    import tensorflow as tf
     from tqdm import tqdm
 
     from uegan_tf.image_io import ImageReadError
@@ -195,7 +275,12 @@ def run(cfg, log=print, err=None, progress=True):
     out_dir.mkdir(parents=True, exist_ok=True)
     if not os.access(out_dir, os.W_OK):
         raise OSError(f"output folder is not writable: {out_dir}")
-    jobs, errors = expand_inputs(cfg.inputs, out_dir, cfg.image_format)
+    jobs, errors = expand_inputs(
+        cfg.inputs,
+        out_dir,
+        cfg.image_format,
+        warn=lambda msg: err(f"warning: {msg}"),
+    )
     for e in errors:
         err(f"error: {e}")
     failures = len(errors)
@@ -253,6 +338,15 @@ def run(cfg, log=print, err=None, progress=True):
             failures += 1
         except OSError as e:
             err(f"error: {job.src}: cannot write {job.dst} ({e.strerror or e})")
+            failures += 1
+        except (tf.errors.OpError, MemoryError) as e:
+            # Out of memory or a kernel refusing this size: this input
+            # fails, the others still run.
+            reason = str(e).strip().splitlines()[0] if str(e).strip() else ""
+            err(
+                f"error: {job.src}: cannot stylize "
+                f"({type(e).__name__}{': ' + reason if reason else ''})"
+            )
             failures += 1
     for job in videos:
         start = time.time()

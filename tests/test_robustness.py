@@ -1,0 +1,187 @@
+"""Hostile inputs (issue 17): nothing lost, one clear line, nothing left.
+
+Each test reproduces one case of the probe with fixtures made here, and
+checks the documented outcome: one `error:` line, exit code 1 for failed
+inputs and 2 for usage errors, the good inputs of the same call written,
+nothing overwritten, truncated or left behind.
+"""
+
+import keras
+import numpy as np
+import pytest
+from absl import flags
+from absl.testing import flagsaver
+
+from uegan_tf import stylize
+from uegan_tf.image_io import load_rgb
+from uegan_tf.image_io import save_rgb
+from uegan_tf.inference import Stylizer
+from uegan_tf.models import build_generator
+from uegan_tf.stylize import StylizeConfig
+from uegan_tf.stylize import expand_inputs
+from uegan_tf.testing import synthetic_image
+
+
+@pytest.fixture(scope="module")
+def model_path(tmp_path_factory):
+    keras.utils.set_random_seed(5)
+    path = tmp_path_factory.mktemp("model") / "g.keras"
+    build_generator(unet=False).save(path)
+    return str(path)
+
+
+def run_stylize(capsys, *args):
+    """`uegan stylize ARGS...` in-process: (exit code, stdout, stderr)."""
+    stylize.define_flags()
+    with flagsaver.flagsaver():
+        flags.FLAGS.unparse_flags()
+        argv = flags.FLAGS(["uegan stylize", *args])
+        code = stylize.main(argv)
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def error_lines(text):
+    return [line for line in text.splitlines() if line.startswith("error:")]
+
+
+# -- 1. two inputs, one output name -----------------------------------------
+
+
+def test_inputs_mapping_to_one_name_both_survive(tmp_path, model_path, capsys):
+    a = synthetic_image(24, 32, 1)
+    b = synthetic_image(24, 32, 2)
+    Image = pytest.importorskip("PIL.Image")
+    Image.fromarray(a).save(tmp_path / "photo.bmp")
+    Image.fromarray(b).save(tmp_path / "photo.webp", lossless=True)
+    out = tmp_path / "out"
+    code, _, err = run_stylize(
+        capsys,
+        str(tmp_path / "photo.bmp"),
+        str(tmp_path / "photo.webp"),
+        f"--model={model_path}",
+        f"--out_dir={out}",
+    )
+    assert code == 0, err
+    written = sorted(p.name for p in out.iterdir())
+    assert written == ["photo_bmp.png", "photo_webp.png"]
+    # Two different results, each from its own input.
+    s = Stylizer(model_path, tile=0)
+    np.testing.assert_array_equal(load_rgb(out / "photo_bmp.png"), s(a))
+    np.testing.assert_array_equal(load_rgb(out / "photo_webp.png"), s(b))
+
+
+def test_same_stem_jpg_and_png_with_format_png(tmp_path):
+    save_rgb(tmp_path / "same.jpg", synthetic_image(16, 16, 1))
+    save_rgb(tmp_path / "same.png", synthetic_image(16, 16, 2))
+    jobs, errors = expand_inputs(
+        [str(tmp_path / "same.jpg"), str(tmp_path / "same.png")],
+        tmp_path / "out",
+        image_format="png",
+    )
+    assert errors == []
+    assert sorted(j.dst.name for j in jobs) == ["same_jpg.png", "same_png.png"]
+
+
+def test_outputs_that_still_collide_are_refused(tmp_path):
+    for sub in ("a", "b", "c/a"):
+        save_rgb(tmp_path / sub / "x.png", synthetic_image(16, 16, 1))
+    # Same name in two folders: the folder name tells them apart.
+    jobs, errors = expand_inputs(
+        [str(tmp_path / "a" / "x.png"), str(tmp_path / "b" / "x.png")],
+        tmp_path / "out",
+    )
+    assert sorted(j.dst.name for j in jobs) == ["a_x_png.png", "b_x_png.png"]
+    assert errors == []
+    # Same name in two folders of the same name: both refused up front.
+    jobs, errors = expand_inputs(
+        [str(tmp_path / "a" / "x.png"), str(tmp_path / "c" / "a" / "x.png")],
+        tmp_path / "out",
+    )
+    assert jobs == [] and len(errors) == 2
+    assert all("collides with another input's" in e for e in errors)
+    # Writing next to the input: x.png -> x.png would replace it.
+    jobs, errors = expand_inputs([str(tmp_path / "a" / "x.png")], tmp_path / "a")
+    assert jobs == []
+    assert len(errors) == 1 and "would replace an input" in errors[0]
+
+
+# -- 3. the output folder inside a folder input -----------------------------
+
+
+def test_output_tree_inside_input_folder_is_never_read(
+    tmp_path, model_path, capsys
+):
+    photos = tmp_path / "ea"
+    save_rgb(photos / "one.png", synthetic_image(16, 20, 1))
+    out = photos / "out"
+    for _ in range(2):  # the second run must not find the first's output
+        code, _, err = run_stylize(
+            capsys,
+            str(photos),
+            f"--model={model_path}",
+            f"--out_dir={out}",
+            "--skip_existing",
+        )
+        assert code == 0, err
+    written = sorted(str(p.relative_to(out)) for p in out.rglob("*.png"))
+    assert written == ["ea/one.png"]
+    # A glob over the tree skips the output folder too.
+    jobs, _ = expand_inputs([f"{photos}/**/*.png"], out)
+    assert [j.src.name for j in jobs] == ["one.png"]
+
+
+# -- 4. an empty argument -----------------------------------------------------
+
+
+def test_empty_argument_is_refused_not_the_current_folder(
+    tmp_path, model_path, capsys, monkeypatch
+):
+    monkeypatch.chdir(tmp_path)
+    save_rgb(tmp_path / "here.png", synthetic_image(16, 16, 1))
+    save_rgb(tmp_path / "good.png", synthetic_image(16, 16, 2))
+    code, _, err = run_stylize(
+        capsys, "", "good.png", f"--model={model_path}", "--out_dir=out"
+    )
+    assert code == 1
+    errors = error_lines(err)
+    assert errors == ["error: '': empty path (give . for the current folder)"]
+    # The good input of the same call is written, nothing else.
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["good.png"]
+
+
+# -- 5. tiny --max_side --------------------------------------------------------
+
+
+@pytest.mark.parametrize("side", [1, 3, 7])
+def test_tiny_max_side_is_a_usage_error(tmp_path, model_path, capsys, side):
+    save_rgb(tmp_path / "good.png", synthetic_image(20, 30, 1))
+    code, _, err = run_stylize(
+        capsys,
+        str(tmp_path / "good.png"),
+        f"--model={model_path}",
+        f"--out_dir={tmp_path / 'out'}",
+        f"--max_side={side}",
+    )
+    assert code == 2
+    assert error_lines(err) == [
+        f"error: --max_side must be 0 (keep the size) or >= 8, got {side}"
+    ]
+    assert "Traceback" not in err and not (tmp_path / "out").exists()
+
+
+def test_stylizer_with_tiny_max_side_does_not_recurse(model_path):
+    # The library refuses nothing: a 3 px long side is padded for the
+    # generator and cropped back (it used to recurse forever).
+    out = Stylizer(model_path, tile=0, max_side=3)(synthetic_image(20, 30, 1))
+    assert out.shape == (2, 3, 3)
+    code_ok = Stylizer(model_path, tile=0, max_side=8)(
+        synthetic_image(20, 30, 1)
+    )
+    assert code_ok.shape == (5, 8, 3)
+
+
+def test_config_validation_names_the_flag():
+    with pytest.raises(ValueError, match="--batch must be >= 1, got 0"):
+        StylizeConfig(inputs=("x",), batch=0).validate()
+    assert StylizeConfig(inputs=("x",), max_side=8).validate().max_side == 8
