@@ -6,17 +6,22 @@ inputs and 2 for usage errors, the good inputs of the same call written,
 nothing overwritten, truncated or left behind.
 """
 
+import subprocess
+import sys
+
 import keras
 import numpy as np
 import pytest
 from absl import flags
 from absl.testing import flagsaver
+from conftest import REPO
 
 from uegan_tf import stylize
 from uegan_tf.image_io import load_rgb
 from uegan_tf.image_io import save_rgb
 from uegan_tf.inference import Stylizer
 from uegan_tf.models import build_generator
+from uegan_tf.quiet import wants_verbose
 from uegan_tf.stylize import StylizeConfig
 from uegan_tf.stylize import expand_inputs
 from uegan_tf.testing import synthetic_image
@@ -185,3 +190,79 @@ def test_config_validation_names_the_flag():
     with pytest.raises(ValueError, match="--batch must be >= 1, got 0"):
         StylizeConfig(inputs=("x",), batch=0).validate()
     assert StylizeConfig(inputs=("x",), max_side=8).validate().max_side == 8
+
+
+# -- 12, 13. start-up noise and --help -----------------------------------------
+
+
+def test_cli_is_quiet_and_help_shows_the_commands_flags(tmp_path, model_path):
+    save_rgb(tmp_path / "good.png", synthetic_image(16, 16, 1))
+    res = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "uegan_tf.cli",
+            "stylize",
+            str(tmp_path / "good.png"),
+            str(tmp_path / "missing.png"),
+            f"--model={model_path}",
+            f"--out_dir={tmp_path / 'out'}",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=REPO,
+    )
+    assert res.returncode == 1
+    # Exactly the user's lines (and the progress bar): no cuInit / oneDNN
+    # / absl start-up notices.
+    lines = [
+        line
+        for line in res.stderr.splitlines()
+        if line.strip() and not line.startswith("images:")
+    ]
+    assert lines == [
+        f"error: {tmp_path / 'missing.png'}: no such file or folder",
+        f"done with 1 error(s); results in {tmp_path / 'out'}",
+    ], res.stderr
+    assert (tmp_path / "out" / "good.png").exists()
+
+
+def test_stylize_help_lists_its_own_flags_first(capsys):
+    with pytest.raises(SystemExit) as exit_:
+        stylize.cli(["uegan stylize", "--help"])
+    assert exit_.value.code == 0
+    out = capsys.readouterr().out
+    assert out.startswith("usage:\n  uegan stylize INPUTS...")
+    flag_lines = [
+        line.split(":")[0].strip()
+        for line in out.splitlines()
+        if line.startswith("  --")
+    ]
+    # Every stylize flag, and only those (no TensorFlow / absl flags).
+    assert flag_lines == [
+        "--[no]allow_short_video",
+        "--batch",
+        "--[no]brightness",
+        "--[no]examples",
+        "--format",
+        "--max_side",
+        "--model",
+        "--out_dir",
+        "--overlap",
+        "--[no]overwrite",
+        "--[no]side_by_side",
+        "--[no]skip_existing",
+        "--step",
+        "--style",
+        "--temporal_smoothing",
+        "--tile",
+        "--[no]verbose",
+    ]
+
+
+def test_verbose_is_read_before_the_flags_are_parsed():
+    assert wants_verbose(["x", "--verbose"])
+    assert wants_verbose(["x", "--verbose=true"])
+    assert not wants_verbose(["x", "--noverbose"])
+    assert not wants_verbose(["x", "--", "--verbose"])  # an input name

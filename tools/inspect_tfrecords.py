@@ -14,6 +14,11 @@ import _bootstrap  # noqa: F401
 from absl import app
 from absl import flags
 
+from uegan_tf.quiet import define_verbose_flag
+from uegan_tf.quiet import quiet_tensorflow
+
+define_verbose_flag()
+
 flags.DEFINE_string(
     "sheet", None, "Contact sheet PNG (default: DIR/contact_sheet.png)."
 )
@@ -22,6 +27,7 @@ FLAGS = flags.FLAGS
 
 
 def main(argv):
+    quiet_tensorflow(flags.FLAGS.verbose)
     if len(argv) != 2:
         print("usage: python tools/inspect_tfrecords.py DIR", file=sys.stderr)
         return 2

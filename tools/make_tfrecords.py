@@ -15,7 +15,12 @@ import sys
 import _bootstrap  # noqa: F401
 from absl import app
 
-from uegan_tf import flags as uflags
+from uegan_tf.quiet import define_verbose_flag
+from uegan_tf.quiet import quiet_tensorflow
+
+# Before uegan_tf.flags, which imports TensorFlow (via data.prepare).
+quiet_tensorflow()  # reads --verbose from sys.argv
+from uegan_tf import flags as uflags  # noqa: E402
 
 
 def main(argv):
@@ -43,4 +48,5 @@ def main(argv):
 
 if __name__ == "__main__":
     uflags.define_prepare_flags()
+    define_verbose_flag()
     app.run(lambda argv: sys.exit(main(argv)))

@@ -450,6 +450,19 @@ def define_flags():
         ["auto", "png", "jpg"],
     )
     define("bool", "examples", False, "Stylize the bundled example photos.")
+    define(
+        "bool",
+        "allow_short_video",
+        False,
+        "Accept videos that decode fewer frames than their header declares "
+        "(truncated files); without it they fail.",
+    )
+    define(
+        "bool",
+        "verbose",
+        False,
+        "Show TensorFlow's start-up log and ffmpeg's full messages.",
+    )
 
 
 def config_from_flags(argv):
@@ -510,9 +523,44 @@ def main(argv):
     return 0
 
 
+HELP_OPTIONS = ("-h", "--help", "-?", "--help=true")
+USAGE = """\
+  uegan stylize INPUTS... [--out_dir=DIR] [--style=NAME | --model=PATH]
+  uegan stylize --examples [--out_dir=DIR]
+
+INPUTS are image or video files, folders (searched recursively) and globs.
+Each bad input prints one `error:` line and the others are still processed;
+exit code 1 if any input failed, 2 for usage errors."""
+
+
+def help_text():
+    """`--help`: the usage and this command's own flags, nothing else.
+
+    absl's `--help` lists the flags of the `__main__` module, which for
+    `uegan stylize` is the `uegan` launcher (no flags), so stylize's flags
+    only showed at the end of `--helpfull`, after TensorFlow's.
+    """
+    define_flags()
+    lines = flags.FLAGS.module_help(sys.modules[__name__]).splitlines()
+    own = "\n".join(line for line in lines[2:])  # drop the module header
+    return (
+        f"usage:\n{USAGE}\n\nflags:\n{own}\n\n"
+        "(--helpfull also lists TensorFlow's and absl's flags)"
+    )
+
+
 def cli(argv=None):
     """Entry point: `python -m uegan_tf.stylize` / `uegan stylize`."""
+    from uegan_tf.quiet import quiet_tensorflow
+    from uegan_tf.quiet import wants_verbose
+
+    argv = list(sys.argv if argv is None else argv)
+    args = argv[1 : argv.index("--")] if "--" in argv else argv[1:]
+    if any(a in HELP_OPTIONS for a in args):
+        print(help_text())
+        sys.exit(0)
     define_flags()
+    quiet_tensorflow(wants_verbose(argv))
     app.run(lambda a: sys.exit(main(a)), argv=argv)
 
 

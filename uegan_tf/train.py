@@ -64,7 +64,12 @@ def main(argv):
 
 
 def run():
+    from uegan_tf.quiet import define_verbose_flag
+    from uegan_tf.quiet import quiet_tensorflow
+
     uflags.define_train_flags()
+    define_verbose_flag()
+    quiet_tensorflow()  # reads --verbose from sys.argv
     app.run(lambda argv: sys.exit(main(argv)))
 
 
