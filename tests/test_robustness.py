@@ -6,6 +6,7 @@ inputs and 2 for usage errors, the good inputs of the same call written,
 nothing overwritten, truncated or left behind.
 """
 
+import pathlib
 import subprocess
 import sys
 
@@ -266,3 +267,116 @@ def test_verbose_is_read_before_the_flags_are_parsed():
     assert wants_verbose(["x", "--verbose=true"])
     assert not wants_verbose(["x", "--noverbose"])
     assert not wants_verbose(["x", "--", "--verbose"])  # an input name
+
+
+# -- 6. corrupt model files ---------------------------------------------------
+
+
+def _official_checkpoint(folder):
+    """A TF1-style checkpoint with every official generator variable name."""
+    import tensorflow as tf
+
+    from uegan_tf.importers import official_variable_map
+
+    folder.mkdir(parents=True)
+    names = sorted(official_variable_map())
+    tf.raw_ops.SaveV2(
+        prefix=str(folder / "Hayao-64.ckpt"),
+        tensor_names=names,
+        shape_and_slices=[""] * len(names),
+        tensors=[tf.fill([64], float(i)) for i in range(len(names))],
+    )
+    return folder
+
+
+def _workdir(folder, model_path):
+    """A training work dir: config.json and one object-based checkpoint."""
+    import tensorflow as tf
+
+    from uegan_tf.config import TrainConfig
+
+    folder.mkdir(parents=True)
+    cfg = TrainConfig(workdir=str(folder)).to_dict()
+    cfg["model"]["unet"] = False
+    (folder / "config.json").write_text(__import__("json").dumps(cfg))
+    g = keras.models.load_model(model_path, compile=False)
+    ckpt = tf.train.Checkpoint(generator=g, step=tf.Variable(3, tf.int64))
+    tf.train.CheckpointManager(ckpt, str(folder / "checkpoints"), 2).save(3)
+    return folder
+
+
+def _damage(path, how):
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2] if how == "truncate" else b"x" * 64)
+
+
+@pytest.mark.parametrize("suffix", [".index", ".data-00000-of-00001"])
+@pytest.mark.parametrize("how", ["truncate", "garbage"])
+@pytest.mark.parametrize("kind", ["workdir", "tf1"])
+def test_corrupt_checkpoint_is_one_model_error(
+    tmp_path, model_path, suffix, how, kind
+):
+    from uegan_tf.inference import ModelLoadError
+    from uegan_tf.inference import load_generator
+
+    if kind == "workdir":
+        folder = _workdir(tmp_path / "run", model_path)
+        # Intact, it loads (the fixture is a real work dir).
+        assert load_generator(str(folder))[1]["step"] == 3
+    else:
+        folder = _official_checkpoint(tmp_path / "tf1")
+    _damage(next(folder.rglob(f"*{suffix}")), how)
+    with pytest.raises(ModelLoadError) as e:
+        load_generator(str(folder))
+    message = str(e.value)
+    assert "\n" not in message
+    assert "is corrupt or truncated" in message, message
+    assert ("ckpt-3" if kind == "workdir" else "Hayao-64.ckpt") in message
+
+
+@pytest.mark.parametrize("how", ["truncate", "garbage"])
+def test_corrupt_keras_file_is_called_corrupt(tmp_path, model_path, how):
+    from uegan_tf.inference import ModelLoadError
+    from uegan_tf.inference import load_generator
+
+    path = tmp_path / "g.keras"
+    path.write_bytes(pathlib.Path(model_path).read_bytes())
+    _damage(path, how)
+    with pytest.raises(ModelLoadError, match="corrupt .keras file") as e:
+        load_generator(str(path))
+    assert "not found" not in str(e.value).lower()
+
+
+def test_stylize_and_export_with_a_corrupt_model_exit_2(
+    tmp_path, model_path, capsys
+):
+    folder = _official_checkpoint(tmp_path / "tf1")
+    _damage(next(folder.glob("*.index")), "truncate")
+    save_rgb(tmp_path / "good.png", synthetic_image(16, 16, 1))
+    code, _, err = run_stylize(
+        capsys,
+        str(tmp_path / "good.png"),
+        f"--model={folder}",
+        f"--out_dir={tmp_path / 'out'}",
+    )
+    assert code == 2
+    (line,) = error_lines(err)
+    assert line.startswith("error: cannot load the model:")
+    assert "Hayao-64.ckpt is corrupt or truncated" in line
+    res = subprocess.run(
+        [
+            sys.executable,
+            str(REPO / "tools" / "export_tflite.py"),
+            f"--checkpoint={folder}",
+            f"--out_dir={tmp_path / 'exports'}",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=REPO,
+    )
+    assert res.returncode == 2
+    assert res.stderr.splitlines() == [
+        line.replace("error: cannot load the model: ", "error: ")
+    ], res.stderr
+    assert not (tmp_path / "exports").exists()

@@ -583,7 +583,10 @@ def load_generator_from_workdir(workdir, step=None):
 
     Raises:
         FileNotFoundError: not a work dir, or no (such) checkpoint.
+        ValueError: the checkpoint files are corrupt or truncated.
     """
+    from uegan_tf.importers import corrupt_checkpoint_as_value_error
+
     workdir = pathlib.Path(workdir)
     cfg = load_workdir_config(workdir)
     if cfg is None:
@@ -605,9 +608,10 @@ def load_generator_from_workdir(workdir, step=None):
     generator = build_generator(
         unet=cfg.model.unet, upsample=cfg.model.upsample
     )
-    tf.train.Checkpoint(generator=generator).read(path).expect_partial()
-    reader = tf.train.load_checkpoint(path)
-    saved_step = int(reader.get_tensor("step/.ATTRIBUTES/VARIABLE_VALUE"))
+    with corrupt_checkpoint_as_value_error(path):
+        tf.train.Checkpoint(generator=generator).read(path).expect_partial()
+        reader = tf.train.load_checkpoint(path)
+        saved_step = int(reader.get_tensor("step/.ATTRIBUTES/VARIABLE_VALUE"))
     return generator, {"step": saved_step, "checkpoint": path, "config": cfg}
 
 
