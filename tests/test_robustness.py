@@ -7,6 +7,7 @@ nothing overwritten, truncated or left behind.
 """
 
 import pathlib
+import re
 import subprocess
 import sys
 
@@ -380,3 +381,116 @@ def test_stylize_and_export_with_a_corrupt_model_exit_2(
         line.replace("error: cannot load the model: ", "error: ")
     ], res.stderr
     assert not (tmp_path / "exports").exists()
+
+
+# -- 2, 9. truncated videos ---------------------------------------------------
+
+
+def _clip(path, frames=30):
+    """An H.264 MP4 with its index first (as phones and web exports do)."""
+    import imageio_ffmpeg
+
+    subprocess.run(
+        [
+            imageio_ffmpeg.get_ffmpeg_exe(),
+            "-y",
+            "-loglevel",
+            "error",
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc=size=64x48:rate=8",
+            "-frames:v",
+            str(frames),
+            "-c:v",
+            "libx264",
+            "-pix_fmt",
+            "yuv420p",
+            "-movflags",
+            "+faststart",
+            str(path),
+        ],
+        check=True,
+    )
+    return path
+
+
+def _cut_media_data(src, dst, keep):
+    """Copy `src` keeping its header and a fraction `keep` of its frames."""
+    data = src.read_bytes()
+    start = data.find(b"mdat") + 4
+    dst.write_bytes(data[: start + int((len(data) - start) * keep)])
+    return dst
+
+
+def _frames(path):
+    import imageio_ffmpeg
+
+    return imageio_ffmpeg.count_frames_and_secs(str(path))[0]
+
+
+def test_truncated_video_fails_unless_short_is_allowed(
+    tmp_path, model_path, capsys
+):
+    full = _clip(tmp_path / "full.mp4")
+    short = _cut_media_data(full, tmp_path / "short.mp4", 0.5)
+    decodable = _frames(short)
+    assert 0 < decodable <= 20  # the fixture: 30 declared, fewer decodable
+    out = tmp_path / "out"
+    code, stdout, err = run_stylize(
+        capsys, str(short), str(full), f"--model={model_path}",
+        f"--out_dir={out}",
+    )
+    assert code == 1
+    assert error_lines(err) == [
+        f"error: {short}: only {decodable} of the 30 frames its header "
+        "declares could be decoded (truncated or damaged file); nothing "
+        "written (--allow_short_video keeps them)"
+    ]
+    # The good video of the same call is complete; nothing else is left.
+    assert sorted(p.name for p in out.iterdir()) == ["full.mp4"]
+    assert _frames(out / "full.mp4") == 30
+    # Asked to accept it: written with every decodable frame, and said so.
+    code, _, err = run_stylize(
+        capsys, str(short), f"--model={model_path}", f"--out_dir={out}",
+        "--allow_short_video",
+    )
+    assert code == 0
+    assert f"warning: {short}: only {decodable} of the 30 frames" in err
+    assert _frames(out / "short.mp4") == decodable
+
+
+def test_video_without_frames_is_one_line_ffmpeg_detail_only_verbose(
+    tmp_path, model_path, capsys
+):
+    from uegan_tf.video import VideoError
+    from uegan_tf.video import stylize_video
+
+    empty = _cut_media_data(
+        _clip(tmp_path / "full.mp4"), tmp_path / "empty.mp4", 0.0
+    )
+    save_rgb(tmp_path / "good.png", synthetic_image(16, 16, 1))
+    out = tmp_path / "out"
+    args = [str(empty), str(tmp_path / "good.png"), f"--model={model_path}"]
+    code, _, err = run_stylize(capsys, *args, f"--out_dir={out}")
+    assert code == 1
+    lines = [line for line in err.splitlines() if line.strip()]
+    (line,) = error_lines(err)
+    assert re.fullmatch(
+        rf"error: {re.escape(str(empty))}: cannot decode the video "
+        r"\(stream 0, offset 0x[0-9a-f]+: partial file\)",
+        line,
+    ), err
+    assert not any("ffmpeg version" in line for line in lines)
+    assert not any("configuration:" in line for line in lines)
+    assert sorted(p.name for p in out.iterdir()) == ["good.png"]
+    # --verbose adds ffmpeg's log under the line.
+    code, _, err = run_stylize(
+        capsys, *args, f"--out_dir={tmp_path / 'out2'}", "--verbose"
+    )
+    assert code == 1 and "configuration:" in err
+    # The library error (what the web app shows) is one line too.
+    with pytest.raises(VideoError) as e:
+        stylize_video(Stylizer(model_path, tile=0), empty, tmp_path / "x.mp4")
+    assert "\n" not in str(e.value) and "configuration:" in e.value.detail
+    assert not list(tmp_path.glob(".x*")) and not (tmp_path / "x.mp4").exists()

@@ -49,6 +49,9 @@ class StylizeConfig:
         batch: video frames per generator call.
         temporal_smoothing: video flicker reduction strength (0: off).
         image_format: "auto" (jpg stays jpg, others png), "png" or "jpg".
+        allow_short_video: publish videos that decode fewer frames than
+            their header declares (with a warning) instead of failing.
+        verbose: print ffmpeg's full log under a video's error line.
     """
 
     inputs: tuple = ()
@@ -65,6 +68,8 @@ class StylizeConfig:
     batch: int = 4
     temporal_smoothing: float = 0.0
     image_format: str = "auto"
+    allow_short_video: bool = False
+    verbose: bool = False
 
     def validate(self):
         if not self.inputs:
@@ -267,6 +272,7 @@ def run(cfg, log=print, err=None, progress=True):
     from uegan_tf.image_io import save_rgb
     from uegan_tf.inference import Stylizer
     from uegan_tf.video import VideoError
+    from uegan_tf.video import is_short
     from uegan_tf.video import stylize_video
 
     # tqdm.write keeps one message per line while a progress bar is drawn.
@@ -373,10 +379,17 @@ def run(cfg, log=print, err=None, progress=True):
                 temporal_smoothing=cfg.temporal_smoothing,
                 side_by_side=cfg.side_by_side,
                 progress=report,
+                allow_short=cfg.allow_short_video,
             )
             rate = info["frames"] / max(time.time() - start, 1e-6)
             for b in bars:
                 b.close()
+            if is_short(info["frames"], info["declared"]):
+                err(
+                    f"warning: {job.src}: only {info['frames']} of the "
+                    f"{info['declared']} frames its header declares were "
+                    "decoded (kept: --allow_short_video)"
+                )
             log(
                 f"{job.src} -> {job.dst} ({info['frames']} frames at "
                 f"{float(info['fps']):.3g} fps, "
@@ -391,6 +404,8 @@ def run(cfg, log=print, err=None, progress=True):
                 if isinstance(e, VideoError)
                 else f"error: {job.src}: {e}"
             )
+            if cfg.verbose and getattr(e, "detail", None):
+                err(e.detail.rstrip())
             failures += 1
     return failures
 
@@ -487,6 +502,8 @@ def config_from_flags(argv):
         batch=f.batch,
         temporal_smoothing=f.temporal_smoothing,
         image_format=f.format,
+        allow_short_video=f.allow_short_video,
+        verbose=f.verbose,
     ).validate()
 
 
