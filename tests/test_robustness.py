@@ -494,3 +494,68 @@ def test_video_without_frames_is_one_line_ffmpeg_detail_only_verbose(
         stylize_video(Stylizer(model_path, tile=0), empty, tmp_path / "x.mp4")
     assert "\n" not in str(e.value) and "configuration:" in e.value.detail
     assert not list(tmp_path.glob(".x*")) and not (tmp_path / "x.mp4").exists()
+
+
+# -- 8. an output folder that is a file ---------------------------------------
+
+
+def test_make_tfrecords_out_dir_that_is_a_file(tmp_path):
+    from uegan_tf.data.prepare import DataPreparationError
+    from uegan_tf.data.prepare import PrepareConfig
+    from uegan_tf.data.prepare import prepare_dataset
+    from uegan_tf.testing import write_image_folders
+
+    photo, style = write_image_folders(tmp_path, 2, 2, size=(64, 64))
+    (tmp_path / "taken").write_text("keep me")
+    for out, problem in (
+        (tmp_path / "taken", "taken is a file, not a folder"),
+        (
+            tmp_path / "taken" / "sub",
+            f"sub is inside {tmp_path / 'taken'}, which is a file",
+        ),
+    ):
+        cfg = PrepareConfig(
+            out_dir=str(out),
+            photo_dir=str(photo),
+            style_dir=str(style),
+            workers=1,
+        )
+        with pytest.raises(DataPreparationError, match=re.escape(problem)):
+            prepare_dataset(cfg, log=lambda m: None)
+    assert (tmp_path / "taken").read_text() == "keep me"
+
+
+def test_export_out_dir_that_is_a_file(tmp_path, model_path):
+    (tmp_path / "taken").write_text("keep me")
+    res = subprocess.run(
+        [
+            sys.executable,
+            str(REPO / "tools" / "export_tflite.py"),
+            f"--checkpoint={model_path}",
+            f"--out_dir={tmp_path / 'taken'}",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=REPO,
+    )
+    assert res.returncode == 2
+    assert res.stderr.splitlines() == [
+        f"error: --out_dir: {tmp_path / 'taken'} is a file, not a folder"
+    ]
+    assert (tmp_path / "taken").read_text() == "keep me"
+
+
+def test_stylize_out_dir_that_is_a_file(tmp_path, model_path, capsys):
+    (tmp_path / "taken").write_text("keep me")
+    save_rgb(tmp_path / "good.png", synthetic_image(16, 16, 1))
+    code, _, err = run_stylize(
+        capsys,
+        str(tmp_path / "good.png"),
+        f"--model={model_path}",
+        f"--out_dir={tmp_path / 'taken'}",
+    )
+    assert code == 2
+    assert error_lines(err) == [
+        f"error: --out_dir: {tmp_path / 'taken'} is a file, not a folder"
+    ]

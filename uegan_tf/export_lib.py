@@ -43,6 +43,7 @@ import tensorflow as tf
 
 from uegan_tf.fileutil import atomic_dir
 from uegan_tf.fileutil import atomic_path
+from uegan_tf.fileutil import output_dir_problem
 from uegan_tf.fileutil import write_text_atomic
 from uegan_tf.image_io import find_images
 from uegan_tf.image_io import load_rgb
@@ -174,6 +175,9 @@ class ExportOptions:
         """Raise `ValueError` naming the first bad value."""
         if not self.out_dir:
             raise ValueError("out_dir is required")
+        problem = output_dir_problem(self.out_dir)
+        if problem:
+            raise ValueError(f"--out_dir: {problem}")
         if not self.name or "/" in self.name or self.name.startswith("."):
             raise ValueError(f"bad model name {self.name!r}")
         if self.version is not None and self.version < 0:

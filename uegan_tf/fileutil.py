@@ -70,6 +70,26 @@ def atomic_dir(final_dir):
         raise
 
 
+def output_dir_problem(path):
+    """Why `path` cannot be (made) an output folder, or None if it can.
+
+    Checked before any work, so that a file in the way is one clear line
+    instead of a `FileExistsError` / `NotADirectoryError` after minutes of
+    work: `path` or one of its ancestors is an existing non-folder, or the
+    nearest existing ancestor is not writable.
+    """
+    path = pathlib.Path(path)
+    for p in (path, *path.parents):
+        if p.exists() or p.is_symlink():
+            if not p.is_dir():
+                which = "is" if p == path else f"is inside {p}, which is"
+                return f"{path} {which} a file, not a folder"
+            if not os.access(p, os.W_OK | os.X_OK):
+                return f"{p} is not writable"
+            return None
+    return None
+
+
 def write_text_atomic(path, text):
     """Write a text file atomically."""
     with atomic_path(path) as tmp:

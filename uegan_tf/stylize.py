@@ -22,6 +22,8 @@ import time
 from absl import app
 from absl import flags
 
+from uegan_tf.fileutil import output_dir_problem
+
 EXAMPLES_DIR = pathlib.Path(__file__).resolve().parent / "examples"
 # Smallest useful --max_side: the generator's own minimum side
 # (`inference.MIN_SIDE`, not imported here: it would load TensorFlow
@@ -87,6 +89,9 @@ class StylizeConfig:
             raise ValueError("--overlap must be >= 0 and < tile / 2")
         if not 0 <= self.temporal_smoothing < 1:
             raise ValueError("--temporal_smoothing must be in [0, 1)")
+        problem = output_dir_problem(self.out_dir)
+        if problem:
+            raise ValueError(f"--out_dir: {problem}")
         if self.image_format not in ("auto", "png", "jpg"):
             raise ValueError("--format must be auto, png or jpg")
         if self.batch < 1:

@@ -20,6 +20,7 @@ from tqdm import tqdm
 
 from uegan_tf.data import schema
 from uegan_tf.data.preprocess import prepare_image
+from uegan_tf.fileutil import output_dir_problem
 from uegan_tf.fileutil import publish
 from uegan_tf.fileutil import write_text_atomic
 from uegan_tf.image_io import find_images
@@ -334,6 +335,9 @@ def prepare_dataset(cfg, log=print):
             image in a source.
     """
     cfg.validate()
+    problem = output_dir_problem(cfg.out_dir)
+    if problem:
+        raise DataPreparationError(f"--out_dir: {problem}")
     # Collect inputs first, so that a bad folder fails before any work.
     style_tasks = _style_tasks(cfg)
     if cfg.photo_dir is not None:
