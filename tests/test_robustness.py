@@ -559,3 +559,63 @@ def test_stylize_out_dir_that_is_a_file(tmp_path, model_path, capsys):
     assert error_lines(err) == [
         f"error: --out_dir: {tmp_path / 'taken'} is a file, not a folder"
     ]
+
+
+# -- 7. a truncated .tfrecord -------------------------------------------------
+
+
+@pytest.fixture
+def truncated_records(tmp_path):
+    from uegan_tf.testing import write_fake_records
+
+    records = write_fake_records(tmp_path, n_photo=3, n_style=3, size=32)
+    shard = next(records.glob("photo-*.tfrecord"))
+    data = shard.read_bytes()
+    shard.write_bytes(data[:-100])  # the last record loses its tail
+    return records, shard
+
+
+def test_inspect_names_the_truncated_file(truncated_records):
+    from uegan_tf.data.inspect import summarize
+    from uegan_tf.data.pipeline import CorruptRecordsError
+
+    records, shard = truncated_records
+    with pytest.raises(CorruptRecordsError) as e:
+        summarize(records)
+    message = str(e.value)
+    assert "\n" not in message
+    assert message.startswith(f"{shard}: truncated or corrupt TFRecord file")
+    assert f"make_tfrecords.py" in message and f"--out_dir={records}" in message
+    res = subprocess.run(
+        [sys.executable, str(REPO / "tools" / "inspect_tfrecords.py"),
+         str(records)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=REPO,
+    )
+    assert res.returncode == 1
+    assert res.stderr.splitlines() == [f"error: {message}"]
+    assert not (records / "contact_sheet.png").exists()
+
+
+def test_training_on_a_truncated_shard_says_how_to_remake_it(
+    truncated_records, tmp_path
+):
+    from uegan_tf.data.pipeline import CorruptRecordsError
+    from uegan_tf.data.pipeline import verify_shards
+    from uegan_tf.testing import tiny_train_config
+    from uegan_tf.trainer import Trainer
+
+    records, shard = truncated_records
+    cfg = tiny_train_config(tmp_path / "run", records)
+    with pytest.raises(CorruptRecordsError, match=re.escape(str(shard))):
+        Trainer(cfg, progress=False, log=lambda m: None)
+    assert not (tmp_path / "run").exists()  # refused before any output
+    # Whole shards pass, with their record counts.
+    whole = records.parent / "whole"
+    from uegan_tf.testing import write_fake_records
+
+    assert verify_shards(
+        write_fake_records(whole, n_photo=3, n_style=2, size=32)
+    ) == {"photo": 3, "style": 2}

@@ -33,11 +33,16 @@ def main(argv):
         return 2
     from uegan_tf.data.inspect import contact_sheet
     from uegan_tf.data.inspect import summarize
+    from uegan_tf.data.pipeline import CorruptRecordsError
     from uegan_tf.image_io import save_rgb
 
     records = argv[1]
     try:
         info = summarize(records)
+    except CorruptRecordsError as e:
+        # The folder is there but its data is damaged: a failed input.
+        print(f"error: {e}", file=sys.stderr)
+        return 1
     except (FileNotFoundError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

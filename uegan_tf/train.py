@@ -56,6 +56,19 @@ def main(argv):
     except trainer_lib.TrainingDivergedError as e:
         print(f"error: training diverged: {e}", file=sys.stderr)
         return 1
+    except tf.errors.DataLossError as e:
+        # The shards were whole at start (Trainer checks them) but one
+        # became unreadable since; which one, TF does not say.
+        from uegan_tf.data.pipeline import remake_hint
+
+        reason = str(e).strip().splitlines()[0] if str(e).strip() else ""
+        print(
+            f"error: a records file in {cfg.data.records_dir} became "
+            f"unreadable during training ({reason}); "
+            f"{remake_hint(cfg.data.records_dir)}",
+            file=sys.stderr,
+        )
+        return 1
     print(
         f"done: step {result['step']} ({result['phase']} phase); "
         f"checkpoints in {cfg.workdir}/checkpoints"

@@ -31,6 +31,7 @@ from uegan_tf import summaries
 from uegan_tf.config import TrainConfig
 from uegan_tf.data.pipeline import build_train_dataset
 from uegan_tf.data.pipeline import load_validation_images
+from uegan_tf.data.pipeline import verify_shards
 from uegan_tf.data.prepare import read_manifest
 from uegan_tf.fileutil import write_text_atomic
 from uegan_tf.models import build_discriminator
@@ -126,6 +127,8 @@ class Trainer:
                 f"{self.num_replicas} replicas"
             )
         self.manifest = read_manifest(cfg.data.records_dir)
+        # Before anything is built: a truncated shard fails here, by name.
+        verify_shards(cfg.data.records_dir)
         self.steps_per_epoch = derive_steps_per_epoch(cfg, self.manifest)
         self.init_steps = cfg.init_epochs * self.steps_per_epoch
         self.total_steps = cfg.epochs * self.steps_per_epoch
