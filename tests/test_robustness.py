@@ -619,3 +619,124 @@ def test_training_on_a_truncated_shard_says_how_to_remake_it(
     assert verify_shards(
         write_fake_records(whole, n_photo=3, n_style=2, size=32)
     ) == {"photo": 3, "style": 2}
+
+
+# -- 10. leftovers of killed runs ---------------------------------------------
+
+
+def _dead_pid():
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    return proc.pid
+
+
+def test_stale_temporaries_are_removed_on_the_next_run(
+    tmp_path, model_path, capsys
+):
+    import os
+
+    from uegan_tf.fileutil import clean_stale_temps
+    from uegan_tf.fileutil import temp_prefix
+
+    out = tmp_path / "out"
+    out.mkdir()
+    dead = _dead_pid()
+    # What a kill leaves: a half-written image, a video temporary (its
+    # suffix stays .mp4 for ffmpeg) and a half-written export folder.
+    stale = [
+        out / f"{temp_prefix('photo.png', dead)}k3j2.part",
+        out / f"{temp_prefix('long', dead)}x9q1.mp4",
+        out / f"{temp_prefix('1', dead)}abcd.part",
+    ]
+    for path in stale[:2]:
+        path.write_bytes(b"half")
+    stale[2].mkdir()
+    (stale[2] / "saved_model.pb").write_bytes(b"half")
+    live = out / f"{temp_prefix('busy.png', os.getpid())}zz.part"
+    live.write_bytes(b"a writer that is still running")
+    other = out / ".notes.txt"
+    other.write_text("not ours")
+
+    save_rgb(tmp_path / "good.png", synthetic_image(16, 16, 1))
+    code, stdout, _ = run_stylize(
+        capsys, str(tmp_path / "good.png"), f"--model={model_path}",
+        f"--out_dir={out}",
+    )
+    assert code == 0
+    assert sorted(p.name for p in out.iterdir()) == sorted(
+        ["good.png", live.name, other.name]
+    )
+    assert stdout.count("left by an interrupted run") == 3
+    assert clean_stale_temps(tmp_path / "missing") == []
+
+
+def test_prepare_removes_stale_shard_temporaries(tmp_path):
+    from uegan_tf.data.prepare import PrepareConfig
+    from uegan_tf.data.prepare import prepare_dataset
+    from uegan_tf.fileutil import temp_prefix
+    from uegan_tf.testing import write_image_folders
+
+    photo, style = write_image_folders(tmp_path, 2, 2, size=(64, 64))
+    out = tmp_path / "records"
+    out.mkdir()
+    stale = out / f"{temp_prefix('photo-00000-of-00001.tfrecord', _dead_pid())}q.part"
+    stale.write_bytes(b"half a shard")
+    messages = []
+    prepare_dataset(
+        PrepareConfig(
+            out_dir=str(out),
+            photo_dir=str(photo),
+            style_dir=str(style),
+            workers=1,
+            min_side=16,
+            size=32,
+        ),
+        log=messages.append,
+    )
+    assert not stale.exists()
+    assert not [p for p in out.iterdir() if p.name.startswith(".")]
+    assert f"removed {stale.name}, left by an interrupted run" in messages
+
+
+def test_resume_cleans_checkpoint_temps_and_metrics(tmp_path):
+    import json
+
+    from uegan_tf.testing import tiny_train_config
+    from uegan_tf.testing import write_fake_records
+    from uegan_tf.trainer import Trainer
+
+    records = write_fake_records(tmp_path / "data", 4, 2, size=40)
+    cfg = tiny_train_config(
+        tmp_path / "run",
+        records,
+        epochs=2,
+        init_epochs=2,  # content-only steps: the cheap ones
+        checkpoint_every=2,
+        sample_every=100,
+        data={"num_val_images": 0},
+    )
+    messages = []
+    trainer = Trainer(cfg, progress=False, log=messages.append)
+    trainer.total_steps = 2
+    trainer.train()
+    # What kill -9 after step 3, during the save of step 4, leaves: step
+    # 3 logged but not checkpointed, a half-written checkpoint folder and
+    # a torn last line.
+    metrics = tmp_path / "run" / "metrics.jsonl"
+    with metrics.open("a") as f:
+        f.write(json.dumps({"step": 3, "phase": "init"}) + "\n")
+        f.write('{"step": 4, "pha')
+    temp = tmp_path / "run" / "checkpoints" / "ckpt-4_temp"
+    temp.mkdir()
+    (temp / "part-00000-of-00001.data-00000-of-00001").write_bytes(b"x")
+
+    trainer.total_steps = 4
+    assert trainer.train()["step"] == 4
+    steps = [json.loads(line)["step"] for line in metrics.read_text().splitlines()]
+    assert steps == [1, 2, 3, 4]  # each step once, in order
+    assert not temp.exists()
+    assert sorted(
+        p.name for p in (tmp_path / "run" / "checkpoints").iterdir()
+        if p.is_dir()
+    ) == []
+    assert any("dropped 2 line(s) after step 2" in m for m in messages)

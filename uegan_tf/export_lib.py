@@ -43,6 +43,7 @@ import tensorflow as tf
 
 from uegan_tf.fileutil import atomic_dir
 from uegan_tf.fileutil import atomic_path
+from uegan_tf.fileutil import clean_stale_temps
 from uegan_tf.fileutil import output_dir_problem
 from uegan_tf.fileutil import write_text_atomic
 from uegan_tf.image_io import find_images
@@ -971,6 +972,10 @@ def export_generator(generator, options, log=print):
     sample = val_photos[0] if val_photos else None
     if sample is not None:
         sample = fit_image(sample, (64, 64))
+    # Temporaries of a killed earlier export (a version folder, .tflite).
+    for folder in (out_dir, out_dir / options.name):
+        for path in clean_stale_temps(folder):
+            log(f"removed {path}, left by an interrupted export")
     saved = write_saved_model(
         generator,
         out_dir,

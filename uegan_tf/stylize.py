@@ -22,6 +22,7 @@ import time
 from absl import app
 from absl import flags
 
+from uegan_tf.fileutil import clean_stale_temps
 from uegan_tf.fileutil import output_dir_problem
 
 EXAMPLES_DIR = pathlib.Path(__file__).resolve().parent / "examples"
@@ -295,6 +296,11 @@ def run(cfg, log=print, err=None, progress=True):
     for e in errors:
         err(f"error: {e}")
     failures = len(errors)
+    # Half-written outputs of a killed earlier run (hidden .part / video
+    # temporaries): nothing else will ever remove them.
+    for folder in sorted({job.dst.parent for job in jobs} | {out_dir}):
+        for path in clean_stale_temps(folder):
+            log(f"removed {path}, left by an interrupted run")
     todo = []
     for job in jobs:
         if job.dst.exists() and not cfg.overwrite:

@@ -19,6 +19,7 @@ import json
 import math
 import os
 import pathlib
+import shutil
 import signal
 import time
 
@@ -424,6 +425,48 @@ class Trainer:
             self.log(f"no sample grids: {e}")
             return None
 
+    def _remove_interrupted_saves(self):
+        """Delete `ckpt-N_temp/` folders of saves that a kill interrupted.
+
+        `CheckpointManager` writes each checkpoint into `<prefix>_temp/`
+        and renames its files into place when complete; a kill in between
+        leaves the folder, which no later save or restore ever removes.
+        The chief is the only writer of this folder.
+        """
+        folder = pathlib.Path(self.manager.directory)
+        for path in sorted(folder.glob("ckpt-*_temp")):
+            if path.is_dir():
+                shutil.rmtree(path, ignore_errors=True)
+                self.log(f"removed {path}, an interrupted checkpoint write")
+
+    def _truncate_metrics(self, step):
+        """Drop `metrics.jsonl` lines after the resumed step.
+
+        Steps logged after the last checkpoint are trained again after a
+        resume; without this they would appear twice (73 lines for 60
+        steps). A half-written last line (a kill mid-write) goes too.
+        """
+        path = self.workdir / "metrics.jsonl"
+        if not path.exists():
+            return
+        kept, dropped = [], 0
+        for line in path.read_text().splitlines():
+            try:
+                record = json.loads(line)
+                keep = int(record["step"]) <= step
+            except (ValueError, KeyError, TypeError):
+                keep = False
+            if keep:
+                kept.append(line)
+            else:
+                dropped += 1
+        if dropped:
+            write_text_atomic(path, "".join(f"{line}\n" for line in kept))
+            self.log(
+                f"metrics.jsonl: dropped {dropped} line(s) after step {step}, "
+                "which will be trained again"
+            )
+
     def _write_config(self):
         self.workdir.mkdir(parents=True, exist_ok=True)
         payload = self.cfg.to_dict()
@@ -456,7 +499,9 @@ class Trainer:
             str(self.workdir / "tensorboard")
         )
         self._val_images = self._load_val_images()
+        self._remove_interrupted_saves()
         step = self.restore()
+        self._truncate_metrics(step)
         metrics = {}
         if step >= self.total_steps:
             self.log(f"already trained: step {step} >= {self.total_steps}")

@@ -18,6 +18,7 @@ import imageio_ffmpeg
 import numpy as np
 
 from uegan_tf.fileutil import publish
+from uegan_tf.fileutil import temp_prefix
 
 VIDEO_EXTENSIONS = (".mp4", ".mov", ".mkv", ".avi", ".webm", ".m4v")
 
@@ -231,8 +232,11 @@ def stylize_video(
 
     dst = pathlib.Path(dst)
     dst.parent.mkdir(parents=True, exist_ok=True)
+    # ffmpeg picks the container from the suffix: keep it last.
     fd, tmp = tempfile.mkstemp(
-        prefix=f".{dst.stem}.", suffix=dst.suffix or ".mp4", dir=dst.parent
+        prefix=temp_prefix(dst.stem),
+        suffix=dst.suffix or ".mp4",
+        dir=dst.parent,
     )
     os.close(fd)
     # Scale the stylized frame back to the source size if max_side shrank

@@ -21,7 +21,9 @@ from tqdm import tqdm
 from uegan_tf.data import schema
 from uegan_tf.data.preprocess import prepare_image
 from uegan_tf.fileutil import output_dir_problem
+from uegan_tf.fileutil import clean_stale_temps
 from uegan_tf.fileutil import publish
+from uegan_tf.fileutil import temp_prefix
 from uegan_tf.fileutil import write_text_atomic
 from uegan_tf.image_io import find_images
 
@@ -206,7 +208,7 @@ class _ShardWriter:
         self.writers = []
         for path in self.final:
             fd, tmp = tempfile.mkstemp(
-                prefix=f".{path.name}.", suffix=".part", dir=self.out_dir
+                prefix=temp_prefix(path.name), suffix=".part", dir=self.out_dir
             )
             os.close(fd)
             self.tmp.append(tmp)
@@ -358,6 +360,8 @@ def prepare_dataset(cfg, log=print):
         photo_from = cfg.photo_source
     out = pathlib.Path(cfg.out_dir)
     out.mkdir(parents=True, exist_ok=True)
+    for path in clean_stale_temps(out):
+        log(f"removed {path.name}, left by an interrupted run")
     old = {
         p.name for k in schema.KINDS for p in out.glob(schema.shard_pattern(k))
     }
