@@ -740,3 +740,69 @@ def test_resume_cleans_checkpoint_temps_and_metrics(tmp_path):
         if p.is_dir()
     ) == []
     assert any("dropped 2 line(s) after step 2" in m for m in messages)
+
+
+# -- 11. entries a folder walk cannot use --------------------------------------
+
+
+def _awkward_folder(root):
+    """Three good photos and every kind of entry a walk must not drop."""
+    for i in range(2):
+        save_rgb(root / f"p{i}.png", synthetic_image(64, 64, i))
+    (root / "dir.jpg").mkdir()
+    save_rgb(root / "dir.jpg" / "inner.png", synthetic_image(64, 64, 5))
+    (root / "dangling.jpg").symlink_to(root / "gone.jpg")
+    (root / "loop_a.jpg").symlink_to(root / "loop_b.jpg")
+    (root / "loop_b.jpg").symlink_to(root / "loop_a.jpg")
+    (root / "elsewhere").symlink_to(root.parent)
+    return {
+        "dangling.jpg": "dangling symbolic link (its target does not exist)",
+        "dir.jpg": "a folder with an image name (its contents are searched)",
+        "elsewhere": "symbolic link to a folder (not followed)",
+        "loop_a.jpg": "symbolic link loop",
+        "loop_b.jpg": "symbolic link loop",
+    }
+
+
+def test_make_tfrecords_lists_every_skipped_entry(tmp_path):
+    from uegan_tf.data.prepare import PrepareConfig
+    from uegan_tf.data.prepare import prepare_dataset
+    from uegan_tf.testing import write_image_folders
+
+    _, style = write_image_folders(tmp_path, 0, 2, size=(64, 64))
+    expected = _awkward_folder(tmp_path / "photo")
+    messages = []
+    manifest = prepare_dataset(
+        PrepareConfig(
+            out_dir=str(tmp_path / "records"),
+            photo_dir=str(tmp_path / "photo"),
+            style_dir=str(style),
+            workers=1,
+            size=32,
+            min_side=16,
+        ),
+        log=messages.append,
+    )
+    assert manifest["photo"]["count"] == 3  # p0, p1 and dir.jpg/inner.png
+    listed = {
+        s["source"]: s["reason"]
+        for s in manifest["skipped"]
+        if s["kind"] == "photo"
+    }
+    assert listed == expected
+    for source, reason in expected.items():
+        assert f"skipped photo {source}: {reason}" in messages
+
+
+def test_stylize_warns_about_the_same_entries(tmp_path):
+    expected = _awkward_folder(tmp_path / "photo")
+    warnings = []
+    jobs, errors = expand_inputs(
+        [str(tmp_path / "photo")], tmp_path / "out", warn=warnings.append
+    )
+    assert errors == []
+    assert sorted(j.src.name for j in jobs) == ["inner.png", "p0.png", "p1.png"]
+    assert sorted(warnings) == sorted(
+        f"{tmp_path / 'photo' / name}: skipped, {reason}"
+        for name, reason in expected.items()
+    )
