@@ -806,3 +806,62 @@ def test_stylize_warns_about_the_same_entries(tmp_path):
         f"{tmp_path / 'photo' / name}: skipped, {reason}"
         for name, reason in expected.items()
     )
+
+
+# -- 14. the pixel limit --------------------------------------------------------
+
+
+def _png_header_only(path, width, height):
+    """A PNG that declares width x height (no pixel data: never decoded)."""
+    import struct
+    import zlib
+
+    def chunk(kind, data):
+        body = kind + data
+        return struct.pack(">I", len(data)) + body + struct.pack(
+            ">I", zlib.crc32(body)
+        )
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    path.write_bytes(
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", ihdr)
+        + chunk(b"IDAT", zlib.compress(b"\0" * 64))  # one row's start
+        + chunk(b"IEND", b"")
+    )
+    return path
+
+
+def test_huge_image_is_refused_from_its_header_with_the_flag(
+    tmp_path, model_path, capsys
+):
+    import time
+
+    from uegan_tf.image_io import MAX_PIXELS
+
+    # The default follows the measured memory budget (image_io.MAX_PIXELS).
+    assert MAX_PIXELS == 64_000_000
+    huge = _png_header_only(tmp_path / "huge.png", 17000, 17000)  # 289 MP
+    save_rgb(tmp_path / "good.png", synthetic_image(16, 16, 1))
+    start = time.monotonic()
+    code, _, err = run_stylize(
+        capsys, str(huge), str(tmp_path / "good.png"),
+        f"--model={model_path}", f"--out_dir={tmp_path / 'out'}",
+    )
+    assert time.monotonic() - start < 60  # refused, not stylized for hours
+    assert code == 1
+    assert error_lines(err) == [
+        f"error: {huge}: image too large (17000x17000; the limit is 64 "
+        "megapixels); --max_megapixels=289 would admit it (~12.5 GB of "
+        "memory)"
+    ]
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["good.png"]
+    # Raised, the header passes the limit (and the truncated file then
+    # fails as what it is).
+    above = _png_header_only(tmp_path / "above.png", 9000, 8000)  # 72 MP
+    code, _, err = run_stylize(
+        capsys, str(above), f"--model={model_path}",
+        f"--out_dir={tmp_path / 'out2'}", "--max_megapixels=80",
+    )
+    assert code == 1
+    assert "corrupt or truncated image" in error_lines(err)[0]

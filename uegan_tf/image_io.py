@@ -29,11 +29,26 @@ IMAGE_EXTENSIONS = (
     ".tiff",
     ".gif",
 )
-# Refuse images above this many pixels before decoding them (a 20000x15000
-# image needs 900 MB as RGB). PIL's own decompression-bomb limit is raised
-# to this value so that the message is ours.
-MAX_PIXELS = 300_000_000
-Image.MAX_IMAGE_PIXELS = MAX_PIXELS
+# Refuse images above this many pixels from their header, before decoding
+# (a PNG of one colour is a few hundred KB at any size). The default is
+# what the memory budget of a stylize run allows, measured on this 2-core
+# machine with the tiled path (512 px tiles, 1024 px statistics pass):
+# - a fixed ~2.4 GB peak RSS whatever the size (TensorFlow, the model, one
+#   tile, the statistics pass: 2409 MB for a 1600x1200 photo);
+# - ~35 MB per megapixel of the photo (decoded RGB, the float32 blending
+#   accumulator and weights, the output and its encoding: 35.3 MB/MP at
+#   16 MP, 34.7 MB/MP at 36 MP).
+# 64 MP (8000x8000) thus peaks at ~2.4 + 64 x 0.035 = 4.6 GB, within an
+# 8 GB machine, and takes 10-25 min here; the 289 MP PNG of issue 17 would
+# need ~12.5 GB and an hour or more. `--max_megapixels` raises the limit.
+MAX_PIXELS = 64_000_000
+STYLIZE_BASE_MB = 2400
+MB_PER_MEGAPIXEL = 35
+# PIL's decompression-bomb guard would refuse (or warn about) large images
+# before our header check, with its own message and at its own limit,
+# which a raised --max_megapixels could not pass. The header check below
+# is the same check, so PIL's is off.
+Image.MAX_IMAGE_PIXELS = None
 
 
 class ImageReadError(Exception):
@@ -43,6 +58,18 @@ class ImageReadError(Exception):
         super().__init__(f"{path}: {reason}")
         self.path = str(path)
         self.reason = reason
+
+
+class ImageTooLargeError(ImageReadError):
+    """An image above the pixel limit (from its header, nothing decoded).
+
+    `pixels` is its size in pixels, for messages that say which limit
+    would admit it.
+    """
+
+    def __init__(self, path, reason, pixels):
+        super().__init__(path, reason)
+        self.pixels = pixels
 
 
 def is_image_path(path):
@@ -154,10 +181,11 @@ def decode_rgb(data, name="<bytes>", min_side=1, max_pixels=MAX_PIXELS):
             width, height = img.size
             # Checked from the header, before anything is decoded.
             if width * height > max_pixels:
-                raise ImageReadError(
+                raise ImageTooLargeError(
                     name,
                     f"image too large ({width}x{height}; the limit is "
                     f"{max_pixels / 1e6:g} megapixels)",
+                    width * height,
                 )
             img.load()
             # Honour the camera's orientation tag (phones store rotated).

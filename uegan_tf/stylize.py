@@ -24,6 +24,9 @@ from absl import flags
 
 from uegan_tf.fileutil import clean_stale_temps
 from uegan_tf.fileutil import output_dir_problem
+from uegan_tf.image_io import MAX_PIXELS
+from uegan_tf.image_io import MB_PER_MEGAPIXEL
+from uegan_tf.image_io import STYLIZE_BASE_MB
 
 EXAMPLES_DIR = pathlib.Path(__file__).resolve().parent / "examples"
 # Smallest useful --max_side: the generator's own minimum side
@@ -55,6 +58,9 @@ class StylizeConfig:
         allow_short_video: publish videos that decode fewer frames than
             their header declares (with a warning) instead of failing.
         verbose: print ffmpeg's full log under a video's error line.
+        max_pixels: images with more pixels are refused from their header
+            (the default fits a ~4.6 GB memory budget; see
+            `image_io.MAX_PIXELS`).
     """
 
     inputs: tuple = ()
@@ -73,6 +79,7 @@ class StylizeConfig:
     image_format: str = "auto"
     allow_short_video: bool = False
     verbose: bool = False
+    max_pixels: int = MAX_PIXELS
 
     def validate(self):
         if not self.inputs:
@@ -95,6 +102,8 @@ class StylizeConfig:
             raise ValueError(f"--out_dir: {problem}")
         if self.image_format not in ("auto", "png", "jpg"):
             raise ValueError("--format must be auto, png or jpg")
+        if self.max_pixels < 1:
+            raise ValueError("--max_megapixels must be positive")
         if self.batch < 1:
             raise ValueError(f"--batch must be >= 1, got {self.batch}")
         if self.max_side < 0 or 0 < self.max_side < MIN_MAX_SIDE:
@@ -274,6 +283,7 @@ def run(cfg, log=print, err=None, progress=True):
     from tqdm import tqdm
 
     from uegan_tf.image_io import ImageReadError
+    from uegan_tf.image_io import ImageTooLargeError
     from uegan_tf.image_io import load_rgb
     from uegan_tf.image_io import save_rgb
     from uegan_tf.inference import Stylizer
@@ -336,7 +346,7 @@ def run(cfg, log=print, err=None, progress=True):
     )
     for job in bar:
         try:
-            rgb = load_rgb(job.src, min_side=4)
+            rgb = load_rgb(job.src, min_side=4, max_pixels=cfg.max_pixels)
             rgb = stylizer.prepare(rgb)
             out = stylizer(rgb)
             if cfg.side_by_side:
@@ -346,6 +356,14 @@ def run(cfg, log=print, err=None, progress=True):
                 bar.write(f"{job.src} -> {job.dst}")
             else:
                 log(f"{job.src} -> {job.dst}")
+        except ImageTooLargeError as e:
+            need = -(-e.pixels // 1_000_000)
+            err(
+                f"error: {e}; --max_megapixels={need} would admit it "
+                f"(~{(STYLIZE_BASE_MB + need * MB_PER_MEGAPIXEL) / 1000:.1f} "
+                "GB of memory)"
+            )
+            failures += 1
         except (ImageReadError, ValueError) as e:
             err(
                 f"error: {e}"
@@ -484,6 +502,14 @@ def define_flags():
         "(truncated files); without it they fail.",
     )
     define(
+        "float",
+        "max_megapixels",
+        d.max_pixels / 1e6,
+        "Refuse larger images (read from the header). The default fits a "
+        f"~4.6 GB memory budget; each megapixel more needs ~"
+        f"{MB_PER_MEGAPIXEL} MB.",
+    )
+    define(
         "bool",
         "verbose",
         False,
@@ -515,6 +541,7 @@ def config_from_flags(argv):
         image_format=f.format,
         allow_short_video=f.allow_short_video,
         verbose=f.verbose,
+        max_pixels=round(f.max_megapixels * 1e6),
     ).validate()
 
 
