@@ -228,6 +228,62 @@ def test_huge_image_is_refused_before_decoding(tmp_path, generator_path):
         service.stylize_image(str(path), "random")
 
 
+def test_one_users_disk_share_is_capped(tmp_path, generator_path):
+    src = photo(tmp_path, size=(96, 64))
+    upload = src.stat().st_size
+    styles = {"random": str(generator_path)}
+    probe = app.StylizeService(styles, work_dir=tmp_path / "probe")
+    probe.stylize_image(str(src), "random", user="alice")
+    per_request = probe.disk_used("alice")  # upload + its results
+    assert per_request > upload
+    # Room for two and a half requests per user.
+    cap = int(per_request * 2.5)
+    service = app.StylizeService(
+        styles,
+        app.AppConfig(max_file_size=upload, max_user_bytes=cap),
+        work_dir=tmp_path / "out",
+    )
+    results = []
+    for _ in range(4):
+        (_, styled), _, _ = service.stylize_image(
+            str(src), "random", user="alice"
+        )
+        results.append(pathlib.Path(styled))
+        assert service.disk_used("alice") <= cap
+    # The oldest results made room; the two newest are kept.
+    assert [p.exists() for p in results] == [False, False, True, True]
+    # Another user's share is their own.
+    (_, bob), _, _ = service.stylize_image(str(src), "random", user="bob")
+    assert pathlib.Path(bob).exists() and results[-1].exists()
+    # An upload that alone exceeds the share is refused, nothing written.
+    small = app.StylizeService(
+        {"random": str(generator_path)},
+        app.AppConfig(max_file_size=upload // 2, max_user_bytes=upload // 2),
+        work_dir=tmp_path / "small",
+    )
+    with pytest.raises(app.InputError, match="does not fit the .* of disk"):
+        small.stylize_image(str(src), "random", user="carol")
+    assert not list((tmp_path / "small").iterdir())
+
+
+def test_private_temp_root_holds_gradio_files_and_is_removed(
+    tmp_path, monkeypatch
+):
+    monkeypatch.setenv("GRADIO_TEMP_DIR", str(tmp_path / "mine"))
+    root = app.private_temp_root()
+    # Inside the user's GRADIO_TEMP_DIR, which stays.
+    assert root.parent == tmp_path / "mine"
+    import gradio.utils
+
+    assert gradio.utils.get_upload_folder() == str(root / "gradio")
+    (root / "gradio" / "abc").mkdir(parents=True)
+    (root / "gradio" / "abc" / "upload.png").write_bytes(b"x" * 10)
+    assert app.remove_temp_root(root)
+    assert not root.exists() and (tmp_path / "mine").is_dir()
+    with pytest.raises(KeyboardInterrupt):
+        app._interrupt(15, None)  # SIGTERM ends the server like Ctrl-C
+
+
 def test_cache_shares_weights_and_is_bounded(generator_path):
     cache = app.StylizerCache(size=2)
     plain = cache.get(generator_path)
@@ -385,7 +441,8 @@ def test_long_or_non_video_is_refused(client, tmp_path):
         )
 
 
-def test_command_serves_and_stops_on_ctrl_c(generator_path, tmp_path):
+@pytest.mark.parametrize("stop", ["SIGINT", "SIGTERM"])
+def test_command_serves_and_stops_on_ctrl_c(generator_path, tmp_path, stop):
     import signal
 
     import httpx
@@ -396,6 +453,9 @@ def test_command_serves_and_stops_on_ctrl_c(generator_path, tmp_path):
         "UEGAN_HOME": str(tmp_path / "home"),
         "TMPDIR": str(tmp_path),
     }
+    env.pop("GRADIO_TEMP_DIR", None)
+    (tmp_path / "in").mkdir()
+    src = photo(tmp_path / "in", size=(48, 32))
     proc = subprocess.Popen(
         [
             sys.executable,
@@ -421,7 +481,22 @@ def test_command_serves_and_stops_on_ctrl_c(generator_path, tmp_path):
                 assert time.monotonic() < deadline, "the app did not start"
                 time.sleep(0.5)
         assert page.status_code == 200
-        proc.send_signal(signal.SIGINT)
+        # One request: its upload and result land in the server's folders.
+        client = Client(
+            f"http://127.0.0.1:{port}/",
+            verbose=False,
+            download_files=str(tmp_path / "downloads"),
+            analytics_enabled=False,
+        )
+        client.predict(
+            handle_file(src), "random", False, False, False,
+            api_name="/stylize_image",
+        )
+        (root,) = tmp_path.glob("uegan_app_*")
+        kept = [p.name for p in root.rglob("*") if p.is_file()]
+        assert "chelsea.png" in kept and "chelsea_random.png" in kept
+        assert not (tmp_path / "gradio").exists()  # not the shared cache
+        proc.send_signal(getattr(signal, stop))
         output, _ = proc.communicate(timeout=60)
     finally:
         if proc.poll() is None:
@@ -429,7 +504,9 @@ def test_command_serves_and_stops_on_ctrl_c(generator_path, tmp_path):
             proc.wait()
     assert proc.returncode == 0, output
     assert f"styles: random ({generator_path})" in output
-    assert not list(tmp_path.glob("uegan_app_*"))  # results removed
+    # Uploads, results and Gradio's copies are all gone.
+    assert not list(tmp_path.glob("uegan_app_*"))
+    assert not (tmp_path / "gradio").exists()
 
 
 # -- the page in a real browser ----------------------------------------------
