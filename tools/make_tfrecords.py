@@ -6,8 +6,10 @@
 
 Photos can also come from TensorFlow Datasets (`--photo_source=tfds:NAME`,
 local data dir only unless --tfds_download) or an ImageFolder tree
-(`--photo_source=imagefolder:ROOT[:SPLIT]`). Bad files are skipped with a
-warning and listed in `manifest.json`. See `uegan_tf/data/prepare.py`.
+(`--photo_source=imagefolder:ROOT[:SPLIT]`). Bad files, and folder entries
+that cannot be read as files (dangling or looping symbolic links, a folder
+named `x.jpg`, links to folders), are skipped with a warning each and
+listed in `manifest.json`. See `uegan_tf/data/prepare.py`.
 """
 
 import sys
