@@ -489,7 +489,11 @@ def test_command_serves_and_stops_on_ctrl_c(generator_path, tmp_path, stop):
             analytics_enabled=False,
         )
         client.predict(
-            handle_file(src), "random", False, False, False,
+            handle_file(src),
+            "random",
+            False,
+            False,
+            False,
             api_name="/stylize_image",
         )
         (root,) = tmp_path.glob("uegan_app_*")

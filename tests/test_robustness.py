@@ -52,7 +52,7 @@ def error_lines(text):
     return [line for line in text.splitlines() if line.startswith("error:")]
 
 
-# -- 1. two inputs, one output name -----------------------------------------
+# -- 1. two inputs, one output name -------------------------------------------
 
 
 def test_inputs_mapping_to_one_name_both_survive(tmp_path, model_path, capsys):
@@ -108,12 +108,14 @@ def test_outputs_that_still_collide_are_refused(tmp_path):
     assert jobs == [] and len(errors) == 2
     assert all("collides with another input's" in e for e in errors)
     # Writing next to the input: x.png -> x.png would replace it.
-    jobs, errors = expand_inputs([str(tmp_path / "a" / "x.png")], tmp_path / "a")
+    jobs, errors = expand_inputs(
+        [str(tmp_path / "a" / "x.png")], tmp_path / "a"
+    )
     assert jobs == []
     assert len(errors) == 1 and "would replace an input" in errors[0]
 
 
-# -- 3. the output folder inside a folder input -----------------------------
+# -- 3. the output folder inside a folder input -------------------------------
 
 
 def test_output_tree_inside_input_folder_is_never_read(
@@ -157,7 +159,7 @@ def test_empty_argument_is_refused_not_the_current_folder(
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["good.png"]
 
 
-# -- 5. tiny --max_side --------------------------------------------------------
+# -- 5. tiny --max_side -------------------------------------------------------
 
 
 @pytest.mark.parametrize("side", [1, 3, 7])
@@ -194,7 +196,7 @@ def test_config_validation_names_the_flag():
     assert StylizeConfig(inputs=("x",), max_side=8).validate().max_side == 8
 
 
-# -- 12, 13. start-up noise and --help -----------------------------------------
+# -- 12, 13. start-up noise and --help ----------------------------------------
 
 
 def test_cli_is_quiet_and_help_shows_the_commands_flags(tmp_path, model_path):
@@ -438,7 +440,10 @@ def test_truncated_video_fails_unless_short_is_allowed(
     assert 0 < decodable <= 20  # the fixture: 30 declared, fewer decodable
     out = tmp_path / "out"
     code, stdout, err = run_stylize(
-        capsys, str(short), str(full), f"--model={model_path}",
+        capsys,
+        str(short),
+        str(full),
+        f"--model={model_path}",
         f"--out_dir={out}",
     )
     assert code == 1
@@ -452,7 +457,10 @@ def test_truncated_video_fails_unless_short_is_allowed(
     assert _frames(out / "full.mp4") == 30
     # Asked to accept it: written with every decodable frame, and said so.
     code, _, err = run_stylize(
-        capsys, str(short), f"--model={model_path}", f"--out_dir={out}",
+        capsys,
+        str(short),
+        f"--model={model_path}",
+        f"--out_dir={out}",
         "--allow_short_video",
     )
     assert code == 0
@@ -585,10 +593,13 @@ def test_inspect_names_the_truncated_file(truncated_records):
     message = str(e.value)
     assert "\n" not in message
     assert message.startswith(f"{shard}: truncated or corrupt TFRecord file")
-    assert f"make_tfrecords.py" in message and f"--out_dir={records}" in message
+    assert "make_tfrecords.py" in message and f"--out_dir={records}" in message
     res = subprocess.run(
-        [sys.executable, str(REPO / "tools" / "inspect_tfrecords.py"),
-         str(records)],
+        [
+            sys.executable,
+            str(REPO / "tools" / "inspect_tfrecords.py"),
+            str(records),
+        ],
         capture_output=True,
         text=True,
         timeout=300,
@@ -659,7 +670,9 @@ def test_stale_temporaries_are_removed_on_the_next_run(
 
     save_rgb(tmp_path / "good.png", synthetic_image(16, 16, 1))
     code, stdout, _ = run_stylize(
-        capsys, str(tmp_path / "good.png"), f"--model={model_path}",
+        capsys,
+        str(tmp_path / "good.png"),
+        f"--model={model_path}",
         f"--out_dir={out}",
     )
     assert code == 0
@@ -679,7 +692,10 @@ def test_prepare_removes_stale_shard_temporaries(tmp_path):
     photo, style = write_image_folders(tmp_path, 2, 2, size=(64, 64))
     out = tmp_path / "records"
     out.mkdir()
-    stale = out / f"{temp_prefix('photo-00000-of-00001.tfrecord', _dead_pid())}q.part"
+    stale = (
+        out
+        / f"{temp_prefix('photo-00000-of-00001.tfrecord', _dead_pid())}q.part"
+    )
     stale.write_bytes(b"half a shard")
     messages = []
     prepare_dataset(
@@ -732,17 +748,23 @@ def test_resume_cleans_checkpoint_temps_and_metrics(tmp_path):
 
     trainer.total_steps = 4
     assert trainer.train()["step"] == 4
-    steps = [json.loads(line)["step"] for line in metrics.read_text().splitlines()]
+    steps = [
+        json.loads(line)["step"] for line in metrics.read_text().splitlines()
+    ]
     assert steps == [1, 2, 3, 4]  # each step once, in order
     assert not temp.exists()
-    assert sorted(
-        p.name for p in (tmp_path / "run" / "checkpoints").iterdir()
-        if p.is_dir()
-    ) == []
+    assert (
+        sorted(
+            p.name
+            for p in (tmp_path / "run" / "checkpoints").iterdir()
+            if p.is_dir()
+        )
+        == []
+    )
     assert any("dropped 2 line(s) after step 2" in m for m in messages)
 
 
-# -- 11. entries a folder walk cannot use --------------------------------------
+# -- 11. entries a folder walk cannot use -------------------------------------
 
 
 def _awkward_folder(root):
@@ -808,7 +830,7 @@ def test_stylize_warns_about_the_same_entries(tmp_path):
     )
 
 
-# -- 14. the pixel limit --------------------------------------------------------
+# -- 14. the pixel limit ------------------------------------------------------
 
 
 def _png_header_only(path, width, height):
@@ -818,8 +840,10 @@ def _png_header_only(path, width, height):
 
     def chunk(kind, data):
         body = kind + data
-        return struct.pack(">I", len(data)) + body + struct.pack(
-            ">I", zlib.crc32(body)
+        return (
+            struct.pack(">I", len(data))
+            + body
+            + struct.pack(">I", zlib.crc32(body))
         )
 
     ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
@@ -845,8 +869,11 @@ def test_huge_image_is_refused_from_its_header_with_the_flag(
     save_rgb(tmp_path / "good.png", synthetic_image(16, 16, 1))
     start = time.monotonic()
     code, _, err = run_stylize(
-        capsys, str(huge), str(tmp_path / "good.png"),
-        f"--model={model_path}", f"--out_dir={tmp_path / 'out'}",
+        capsys,
+        str(huge),
+        str(tmp_path / "good.png"),
+        f"--model={model_path}",
+        f"--out_dir={tmp_path / 'out'}",
     )
     assert time.monotonic() - start < 60  # refused, not stylized for hours
     assert code == 1
@@ -860,8 +887,11 @@ def test_huge_image_is_refused_from_its_header_with_the_flag(
     # fails as what it is).
     above = _png_header_only(tmp_path / "above.png", 9000, 8000)  # 72 MP
     code, _, err = run_stylize(
-        capsys, str(above), f"--model={model_path}",
-        f"--out_dir={tmp_path / 'out2'}", "--max_megapixels=80",
+        capsys,
+        str(above),
+        f"--model={model_path}",
+        f"--out_dir={tmp_path / 'out2'}",
+        "--max_megapixels=80",
     )
     assert code == 1
     assert "corrupt or truncated image" in error_lines(err)[0]

@@ -8,7 +8,6 @@
 Each subcommand's `--help` lists its flags.
 """
 
-import os
 import sys
 
 USAGE = __doc__.split("\n\n")[1]

@@ -118,7 +118,10 @@ def find_images(root, extensions=IMAGE_EXTENSIONS, exclude=(), skipped=None):
                 found.append(path)
         elif wanted and path.is_dir() and skipped is not None:
             skipped.append(
-                (path, "a folder with an image name (its contents are searched)")
+                (
+                    path,
+                    "a folder with an image name (its contents are searched)",
+                )
             )
     return found
 

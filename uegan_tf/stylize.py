@@ -187,9 +187,7 @@ def expand_inputs(inputs, out_dir, image_format="auto", warn=None):
         path = pathlib.Path(item).expanduser()
         if path.is_dir():
             skipped = []
-            found = find_images(
-                path, media, exclude=[out_dir], skipped=skipped
-            )
+            found = find_images(path, media, exclude=[out_dir], skipped=skipped)
             for bad, reason in skipped:
                 if warn:
                     warn(f"{bad}: skipped, {reason}")
@@ -245,14 +243,15 @@ def _separate_outputs(jobs):
 
     for job in colliding():
         ext = job.src.suffix.lower().lstrip(".") or "noext"
-        job.dst = job.dst.with_name(
-            f"{job.dst.stem}_{ext}{job.dst.suffix}"
-        )
+        job.dst = job.dst.with_name(f"{job.dst.stem}_{ext}{job.dst.suffix}")
     for job in colliding():
         job.dst = job.dst.with_name(f"{job.src.parent.name}_{job.dst.name}")
     refused = [
-        (job, f"its output name {job.dst} collides with another input's; "
-         "rename one of them")
+        (
+            job,
+            f"its output name {job.dst} collides with another input's; "
+            "rename one of them",
+        )
         for job in colliding()
     ]
     sources = {job.src.resolve() for job in jobs}

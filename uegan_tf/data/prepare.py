@@ -20,8 +20,8 @@ from tqdm import tqdm
 
 from uegan_tf.data import schema
 from uegan_tf.data.preprocess import prepare_image
-from uegan_tf.fileutil import output_dir_problem
 from uegan_tf.fileutil import clean_stale_temps
+from uegan_tf.fileutil import output_dir_problem
 from uegan_tf.fileutil import publish
 from uegan_tf.fileutil import temp_prefix
 from uegan_tf.fileutil import write_text_atomic
