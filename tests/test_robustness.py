@@ -250,6 +250,7 @@ def test_stylize_help_lists_its_own_flags_first(capsys):
         "--[no]brightness",
         "--[no]examples",
         "--format",
+        "--max_megapixels",
         "--max_side",
         "--model",
         "--out_dir",
