@@ -14,8 +14,6 @@ from absl import app
 from absl import flags
 from absl import logging
 
-from uegan_tf import flags as uflags
-
 
 def main(argv):
     if len(argv) > 1:
@@ -23,6 +21,7 @@ def main(argv):
         return 2
     import tensorflow as tf
 
+    from uegan_tf import flags as uflags
     from uegan_tf import trainer as trainer_lib
     from uegan_tf.fileutil import write_text_atomic
 
@@ -80,9 +79,12 @@ def run():
     from uegan_tf.quiet import define_verbose_flag
     from uegan_tf.quiet import quiet_tensorflow
 
+    # First: uegan_tf.flags imports TensorFlow (through the data modules).
+    quiet_tensorflow()  # reads --verbose from sys.argv
+    from uegan_tf import flags as uflags
+
     uflags.define_train_flags()
     define_verbose_flag()
-    quiet_tensorflow()  # reads --verbose from sys.argv
     app.run(lambda argv: sys.exit(main(argv)))
 
 
