@@ -108,13 +108,18 @@ def read(path):
     return np.asarray(Image.open(path).convert("RGB"))
 
 
-def write_video(path, frames, fps, size=(64, 48)):
-    """A small moving-gradient MP4."""
+def write_video(path, frames, fps, size=(64, 48), index_first=False):
+    """A small moving-gradient MP4 (`index_first`: moov before the data)."""
     import imageio_ffmpeg
 
     w, h = size
     writer = imageio_ffmpeg.write_frames(
-        str(path), size, fps=fps, macro_block_size=2, ffmpeg_log_level="error"
+        str(path),
+        size,
+        fps=fps,
+        macro_block_size=2,
+        ffmpeg_log_level="error",
+        output_params=["-movflags", "+faststart"] if index_first else None,
     )
     writer.send(None)
     ramp = np.linspace(0, 255, w, dtype=np.float32)
@@ -314,6 +319,30 @@ def test_video_without_duration_is_cut_at_the_limit(
     clip = write_video(tmp_path / "clip.mp4", frames=8, fps=4)
     with pytest.raises(app.InputError, match="video too long"):
         service.stylize_video(str(clip), "random")
+    assert not list((tmp_path / "out").rglob("*.mp4"))
+
+
+def test_video_without_frames_is_one_line_for_the_user(
+    tmp_path, generator_path
+):
+    service = app.StylizeService(
+        {"random": str(generator_path)}, work_dir=tmp_path / "out"
+    )
+    clip = write_video(tmp_path / "clip.mp4", frames=8, fps=4, index_first=True)
+    # Keep the header (a video stream) and drop every frame: ffmpeg's 40
+    # lines of banner and build configuration must not reach the browser.
+    data = clip.read_bytes()
+    empty = tmp_path / "empty.mp4"
+    empty.write_bytes(data[: data.find(b"mdat") + 4])
+    with pytest.raises(app.InputError) as e:
+        service.stylize_video(
+            {"path": str(empty), "orig_name": "holiday.mp4"}, "random"
+        )
+    message = str(e.value)
+    assert "\n" not in message and "configuration" not in message
+    assert message.startswith("holiday.mp4: cannot decode the video ("), message
+    assert message.endswith(": partial file)")
+    assert str(tmp_path) not in message  # the server's paths stay private
     assert not list((tmp_path / "out").rglob("*.mp4"))
 
 
