@@ -537,6 +537,8 @@ def test_command_serves_and_stops_on_ctrl_c(generator_path, tmp_path, stop):
             proc.wait()
     assert proc.returncode == 0, output
     assert f"styles: random ({generator_path})" in output
+    # No TensorFlow start-up lines (issue 17).
+    assert "cuInit" not in output and "oneDNN" not in output, output
     # Uploads, results and Gradio's copies are all gone.
     assert not list(tmp_path.glob("uegan_app_*"))
     assert not (tmp_path / "gradio").exists()

@@ -929,6 +929,11 @@ def parse_args(argv):
         help="requests allowed to wait",
     )
     parser.add_argument(
+        "--verbose",
+        action="store_true",
+        help="show TensorFlow's start-up log",
+    )
+    parser.add_argument(
         "--cache_size",
         type=int,
         default=d.cache_size,
@@ -964,7 +969,9 @@ def cli(argv=None):
     except ValueError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    from uegan_tf.quiet import quiet_tensorflow
+
+    quiet_tensorflow("--verbose" in argv)
     root = private_temp_root()
     try:
         demo = build_app(styles, config, work_dir=root / "results")

@@ -100,7 +100,7 @@ def main(argv=None):
     if command == "add-style":
         return add_style_main(rest)
     if command == "app":
-        _quiet_tensorflow_import(rest)
+        # app.cli quiets TensorFlow itself (after parsing: not for --help).
         from uegan_tf import app as app_lib
 
         return app_lib.cli(["uegan app", *rest])
