@@ -505,6 +505,26 @@ def test_video_without_frames_is_one_line_ffmpeg_detail_only_verbose(
     assert not list(tmp_path.glob(".x*")) and not (tmp_path / "x.mp4").exists()
 
 
+def test_short_video_tolerance_and_ffmpeg_reason():
+    from uegan_tf.video import ffmpeg_reason
+    from uegan_tf.video import is_short
+
+    # 2 frames or 5 % of the declared count, whichever is more.
+    assert not is_short(28, 30) and is_short(27, 30)
+    assert not is_short(950, 1000) and is_short(949, 1000)
+    assert not is_short(3, None)  # nothing declared: nothing to compare
+    log = (
+        "ffmpeg version n9 Copyright\n"
+        "  configuration: --enable-error-resilience --enable-gpl\n"
+        "  libavutil      61.  1.102 / 61.  1.102\n"
+        "[in#0/mov @ 0x55b9] stream 0, offset 0xa4e: partial file\n"
+        "[vf#0:0 @ 0x55b9] Task finished with error code: -1094995529\n"
+        "Conversion failed!\n"
+    )
+    assert ffmpeg_reason(log) == "stream 0, offset 0xa4e: partial file"
+    assert ffmpeg_reason("") == "ffmpeg failed"
+
+
 # -- 8. an output folder that is a file ---------------------------------------
 
 

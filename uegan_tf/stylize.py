@@ -186,17 +186,17 @@ def expand_inputs(inputs, out_dir, image_format="auto", warn=None):
             continue
         path = pathlib.Path(item).expanduser()
         if path.is_dir():
-            skipped = []
-            found = find_images(path, media, exclude=[out_dir], skipped=skipped)
-            for bad, reason in skipped:
-                if warn:
-                    warn(f"{bad}: skipped, {reason}")
             if in_output_tree(path):
                 errors.append(
                     f"{path}: is inside the output folder {out_dir}; "
                     "outputs are never read back"
                 )
                 continue
+            skipped = []
+            found = find_images(path, media, exclude=[out_dir], skipped=skipped)
+            for bad, reason in skipped:
+                if warn:
+                    warn(f"{bad}: skipped, {reason}")
             if not found:
                 errors.append(f"{path}: folder has no images or videos")
             for p in found:
@@ -596,7 +596,7 @@ def help_text():
     """
     define_flags()
     lines = flags.FLAGS.module_help(sys.modules[__name__]).splitlines()
-    own = "\n".join(line for line in lines[2:])  # drop the module header
+    own = "\n".join(lines[2:])  # drop the module header
     return (
         f"usage:\n{USAGE}\n\nflags:\n{own}\n\n"
         "(--helpfull also lists TensorFlow's and absl's flags)"

@@ -66,7 +66,9 @@ def ffmpeg_reason(text):
         line
         for line in lines
         if line
-        and not line.startswith(("ffmpeg version", "built with", "lib"))
+        and not line.startswith(
+            ("ffmpeg version", "built with", "configuration:", "lib")
+        )
         and line not in ("Conversion failed!", "=== stderr ===")
     ]
     for needle in _FFMPEG_REASONS:
