@@ -289,6 +289,69 @@ def test_private_temp_root_holds_gradio_files_and_is_removed(
         app._interrupt(15, None)  # SIGTERM ends the server like Ctrl-C
 
 
+def test_upload_quota_per_client_address():
+    import asyncio
+
+    async def gradio_upload(scope, receive, send):
+        size = 0
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return  # the client went away: nothing stored
+            size += len(message.get("body", b""))
+            if not message.get("more_body"):
+                break
+        await send({"type": "http.response.start", "status": 200})
+        await send({"type": "http.response.body", "body": b"%d" % size})
+
+    quota = app.UploadQuota(gradio_upload, max_bytes=100, window=3600)
+
+    def post(client, *chunks, path="/gradio_api/upload"):
+        messages = [
+            {
+                "type": "http.request",
+                "body": c,
+                "more_body": i < len(chunks) - 1,
+            }
+            for i, c in enumerate(chunks)
+        ]
+        sent = []
+
+        async def receive():
+            return messages.pop(0)
+
+        async def send(message):
+            sent.append(message)
+
+        scope = {"type": "http", "method": "POST", "path": path}
+        scope["client"] = (client, 5000)
+        asyncio.run(quota(scope, receive, send))
+        return sent[0]["status"], sent[1]["body"].decode()
+
+    assert post("10.0.0.1", b"x" * 40) == (200, "40")
+    assert post("10.0.0.1", b"x" * 40) == (200, "40")
+    # The third upload crosses 100 bytes while streaming: cut off, 413.
+    status, text = post("10.0.0.1", b"x" * 15, b"x" * 15)
+    assert status == 413 and "100 bytes per 60 min" in text
+    assert quota.used("10.0.0.1") == 80  # the refused bytes are not kept
+    assert post("10.0.0.1", b"x" * 20) == (200, "20")
+    assert post("10.0.0.1", b"x")[0] == 413  # full
+    # Another address has its own quota; other routes are not counted.
+    assert post("10.0.0.2", b"x" * 90) == (200, "90")
+    assert post("10.0.0.1", b"x", path="/gradio_api/queue/join") == (200, "1")
+
+
+def test_launch_installs_the_upload_quota(server):
+    _, demo, config = server
+    (quota,) = [
+        m for m in demo.server_app.user_middleware if m.cls is app.UploadQuota
+    ]
+    assert quota.kwargs == {
+        "max_bytes": config.max_user_bytes,
+        "window": config.keep_outputs_seconds,
+    }
+
+
 def test_cache_shares_weights_and_is_bounded(generator_path):
     cache = app.StylizerCache(size=2)
     plain = cache.get(generator_path)

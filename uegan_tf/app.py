@@ -15,7 +15,9 @@ styles (`uegan list-styles`) are offered.
 
 Uploads, results and Gradio's copies of them live in a folder of this
 server's own (`private_temp_root`), deleted when it stops (Ctrl-C or
-SIGTERM); each browser session may keep at most `--max_user_disk` of them.
+SIGTERM); each browser session may keep at most `--max_user_disk` of them,
+and each client address may upload at most that much per hour
+(`UploadQuota`).
 
 Every request goes through the same code as `uegan stylize`: images are
 read with `image_io.load_rgb` and stylized by `inference.Stylizer`, videos
@@ -257,6 +259,96 @@ def remove_temp_root(root):
     """Delete the folder of `private_temp_root` (uploads and results)."""
     shutil.rmtree(root, ignore_errors=True)
     return not pathlib.Path(root).exists()
+
+
+class UploadQuota:
+    """ASGI middleware: a disk quota for each client's uploads.
+
+    Gradio stores an upload before any request uses it and ties it to no
+    session, so `StylizeService`'s per-session share cannot see uploads
+    that are never converted. This middleware counts the bytes each client
+    address POSTs to the upload route within `window` seconds (Gradio's
+    cache keeps files about that long) and answers 413 once `max_bytes`
+    would be exceeded; the bytes are counted as they arrive, so a missing
+    or false Content-Length does not get around it.
+
+    Args:
+        app: the ASGI app.
+        max_bytes: upload bytes one client may send per window.
+        window: seconds after which an upload no longer counts.
+    """
+
+    def __init__(self, app, max_bytes, window):
+        self.app = app
+        self.max_bytes = max_bytes
+        self.window = window
+        self._sent = collections.defaultdict(list)  # client -> [(t, bytes)]
+        self._lock = threading.Lock()
+
+    def used(self, client):
+        """Bytes `client` uploaded within the window."""
+        now = time.monotonic()
+        with self._lock:
+            # Entries stay the same lists: uploads in progress add to them.
+            kept = [e for e in self._sent[client] if now - e[0] < self.window]
+            self._sent[client] = kept
+            return sum(n for _, n in kept)
+
+    async def __call__(self, scope, receive, send):
+        if (
+            scope["type"] != "http"
+            or scope.get("method") != "POST"
+            or not scope.get("path", "").rstrip("/").endswith("/upload")
+        ):
+            await self.app(scope, receive, send)
+            return
+        client = (scope.get("client") or ("unknown",))[0]
+        entry = [time.monotonic(), 0]
+        with self._lock:
+            self._sent[client].append(entry)
+        over = False
+
+        async def counted_receive():
+            nonlocal over
+            message = await receive()
+            if message["type"] == "http.request":
+                with self._lock:
+                    entry[1] += len(message.get("body", b""))
+                if self.used(client) > self.max_bytes:
+                    over = True
+                    # Ends the upload here: the app sees a disconnect.
+                    return {"type": "http.disconnect"}
+            return message
+
+        if self.used(client) >= self.max_bytes:
+            over = True
+        else:
+            started = False
+
+            async def guarded_send(message):
+                nonlocal started
+                if over and not started:
+                    return  # the app's reply is replaced by the 413 below
+                started = True
+                await send(message)
+
+            await self.app(scope, counted_receive, guarded_send)
+            if not over or started:
+                return
+        with self._lock:
+            entry[1] = 0  # refused: nothing of it is kept
+        text = (
+            f"upload quota exceeded: {format_size(self.max_bytes)} per "
+            f"{self.window / 60:g} min from one address"
+        ).encode()
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 413,
+                "headers": [(b"content-type", b"text/plain; charset=utf-8")],
+            }
+        )
+        await send({"type": "http.response.body", "body": text})
 
 
 class StylizerCache:
@@ -856,6 +948,17 @@ def launch(demo, config=None, **kwargs):
         ssr_mode=False,
         show_error=False,
     )
+    from starlette.middleware import Middleware
+
+    options["app_kwargs"] = {
+        "middleware": [
+            Middleware(
+                UploadQuota,
+                max_bytes=config.max_user_bytes,
+                window=config.keep_outputs_seconds,
+            )
+        ]
+    }
     options.update(kwargs)
     return demo.launch(**options)
 
