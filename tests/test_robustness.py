@@ -338,6 +338,58 @@ def test_corrupt_checkpoint_is_one_model_error(
     assert ("ckpt-3" if kind == "workdir" else "Hayao-64.ckpt") in message
 
 
+@pytest.fixture(scope="module")
+def tiny_savedmodel(tmp_path_factory):
+    """A SavedModel with a variable and a uint8 serving_default."""
+    import tensorflow as tf
+
+    class Identity(tf.Module):
+        def __init__(self):
+            self.v = tf.Variable(1.0)
+
+        @tf.function(
+            input_signature=[tf.TensorSpec([None, None, None, 3], tf.uint8)]
+        )
+        def serve(self, x):
+            return {"out": x}
+
+    path = tmp_path_factory.mktemp("sm") / "good"
+    module = Identity()
+    tf.saved_model.save(
+        module, str(path), signatures={"serving_default": module.serve}
+    )
+    return path
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "saved_model.pb",
+        "variables/variables.index",
+        "variables/variables.data-00000-of-00001",
+    ],
+)
+def test_corrupt_savedmodel_is_one_model_error(tmp_path, tiny_savedmodel, name):
+    import shutil
+
+    from uegan_tf.inference import ModelLoadError
+
+    # Intact, it loads and runs (identity).
+    out = Stylizer(str(tiny_savedmodel), tile=0)(synthetic_image(8, 8, 1))
+    np.testing.assert_array_equal(out, synthetic_image(8, 8, 1))
+    damaged = tmp_path / "sm"
+    shutil.copytree(tiny_savedmodel, damaged)
+    _damage(damaged / name, "truncate")
+    with pytest.raises(ModelLoadError) as e:
+        Stylizer(str(damaged))
+    message = str(e.value)
+    assert "\n" not in message
+    assert message.startswith(
+        f"{damaged}: cannot load SavedModel (corrupt, truncated or not a "
+        "SavedModel: "
+    )
+
+
 @pytest.mark.parametrize("how", ["truncate", "garbage"])
 def test_corrupt_keras_file_is_called_corrupt(tmp_path, model_path, how):
     from uegan_tf.inference import ModelLoadError

@@ -350,9 +350,18 @@ class Stylizer:
     def _load_savedmodel(self, path):
         try:
             loaded = tf.saved_model.load(str(path))
-        except (OSError, ValueError, tf.errors.OpError, DecodeError) as e:
+        except (
+            OSError,
+            ValueError,
+            tf.errors.OpError,
+            DecodeError,  # a damaged saved_model.pb
+            IndexError,  # a short variables.data file
+        ) as e:
+            text = str(e).strip()
+            reason = text.splitlines()[0] if text else type(e).__name__
             raise ModelLoadError(
-                f"{path}: cannot load SavedModel ({e})"
+                f"{path}: cannot load SavedModel (corrupt, truncated or "
+                f"not a SavedModel: {reason})"
             ) from None
         if "serving_default" not in loaded.signatures:
             raise ModelLoadError(f"{path}: no serving_default signature")
