@@ -705,6 +705,33 @@ def test_training_on_a_truncated_shard_says_how_to_remake_it(
     ) == {"photo": 3, "style": 2}
 
 
+def test_train_command_on_a_truncated_shard_is_one_line_exit_1(
+    truncated_records, tmp_path, capsys, monkeypatch
+):
+    from uegan_tf import flags as uflags
+    from uegan_tf import train
+
+    records, shard = truncated_records
+    uflags.define_train_flags()
+    monkeypatch.chdir(REPO)  # nested flagfile paths are repo-relative
+    with flagsaver.flagsaver():
+        flags.FLAGS.unparse_flags()
+        flags.FLAGS(
+            [
+                "train",
+                "--flagfile=configs/smoke.flags",
+                f"--records_dir={records}",
+                f"--workdir={tmp_path / 'run'}",
+            ]
+        )
+        code = train.main(["train"])
+    err = capsys.readouterr().err
+    assert code == 1
+    (line,) = err.splitlines()
+    assert line.startswith(f"error: {shard}: truncated or corrupt TFRecord")
+    assert "make_tfrecords.py" in line
+
+
 # -- 10. leftovers of killed runs ---------------------------------------------
 
 

@@ -38,8 +38,14 @@ def main(argv):
     if flags.FLAGS.dry_run:
         print(trainer_lib.config_summary(cfg))
         return 0
+    from uegan_tf.data.pipeline import CorruptRecordsError
+
     try:
         trainer = trainer_lib.Trainer(cfg)
+    except CorruptRecordsError as e:
+        # The data is damaged, not the command: a failed input.
+        print(f"error: {e}", file=sys.stderr)
+        return 1
     except (ValueError, FileNotFoundError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
