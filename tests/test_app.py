@@ -108,13 +108,18 @@ def read(path):
     return np.asarray(Image.open(path).convert("RGB"))
 
 
-def write_video(path, frames, fps, size=(64, 48)):
-    """A small moving-gradient MP4."""
+def write_video(path, frames, fps, size=(64, 48), index_first=False):
+    """A small moving-gradient MP4 (`index_first`: moov before the data)."""
     import imageio_ffmpeg
 
     w, h = size
     writer = imageio_ffmpeg.write_frames(
-        str(path), size, fps=fps, macro_block_size=2, ffmpeg_log_level="error"
+        str(path),
+        size,
+        fps=fps,
+        macro_block_size=2,
+        ffmpeg_log_level="error",
+        output_params=["-movflags", "+faststart"] if index_first else None,
     )
     writer.send(None)
     ramp = np.linspace(0, 255, w, dtype=np.float32)
@@ -228,6 +233,125 @@ def test_huge_image_is_refused_before_decoding(tmp_path, generator_path):
         service.stylize_image(str(path), "random")
 
 
+def test_one_users_disk_share_is_capped(tmp_path, generator_path):
+    src = photo(tmp_path, size=(96, 64))
+    upload = src.stat().st_size
+    styles = {"random": str(generator_path)}
+    probe = app.StylizeService(styles, work_dir=tmp_path / "probe")
+    probe.stylize_image(str(src), "random", user="alice")
+    per_request = probe.disk_used("alice")  # upload + its results
+    assert per_request > upload
+    # Room for two and a half requests per user.
+    cap = int(per_request * 2.5)
+    service = app.StylizeService(
+        styles,
+        app.AppConfig(max_file_size=upload, max_user_bytes=cap),
+        work_dir=tmp_path / "out",
+    )
+    results = []
+    for _ in range(4):
+        (_, styled), _, _ = service.stylize_image(
+            str(src), "random", user="alice"
+        )
+        results.append(pathlib.Path(styled))
+        assert service.disk_used("alice") <= cap
+    # The oldest results made room; the two newest are kept.
+    assert [p.exists() for p in results] == [False, False, True, True]
+    # Another user's share is their own.
+    (_, bob), _, _ = service.stylize_image(str(src), "random", user="bob")
+    assert pathlib.Path(bob).exists() and results[-1].exists()
+    # An upload that alone exceeds the share is refused, nothing written.
+    small = app.StylizeService(
+        {"random": str(generator_path)},
+        app.AppConfig(max_file_size=upload // 2, max_user_bytes=upload // 2),
+        work_dir=tmp_path / "small",
+    )
+    with pytest.raises(app.InputError, match="does not fit the .* of disk"):
+        small.stylize_image(str(src), "random", user="carol")
+    assert not list((tmp_path / "small").iterdir())
+
+
+def test_private_temp_root_holds_gradio_files_and_is_removed(
+    tmp_path, monkeypatch
+):
+    monkeypatch.setenv("GRADIO_TEMP_DIR", str(tmp_path / "mine"))
+    root = app.private_temp_root()
+    # Inside the user's GRADIO_TEMP_DIR, which stays.
+    assert root.parent == tmp_path / "mine"
+    import gradio.utils
+
+    assert gradio.utils.get_upload_folder() == str(root / "gradio")
+    (root / "gradio" / "abc").mkdir(parents=True)
+    (root / "gradio" / "abc" / "upload.png").write_bytes(b"x" * 10)
+    assert app.remove_temp_root(root)
+    assert not root.exists() and (tmp_path / "mine").is_dir()
+    with pytest.raises(KeyboardInterrupt):
+        app._interrupt(15, None)  # SIGTERM ends the server like Ctrl-C
+
+
+def test_upload_quota_per_client_address():
+    import asyncio
+
+    async def gradio_upload(scope, receive, send):
+        size = 0
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return  # the client went away: nothing stored
+            size += len(message.get("body", b""))
+            if not message.get("more_body"):
+                break
+        await send({"type": "http.response.start", "status": 200})
+        await send({"type": "http.response.body", "body": b"%d" % size})
+
+    quota = app.UploadQuota(gradio_upload, max_bytes=100, window=3600)
+
+    def post(client, *chunks, path="/gradio_api/upload"):
+        messages = [
+            {
+                "type": "http.request",
+                "body": c,
+                "more_body": i < len(chunks) - 1,
+            }
+            for i, c in enumerate(chunks)
+        ]
+        sent = []
+
+        async def receive():
+            return messages.pop(0)
+
+        async def send(message):
+            sent.append(message)
+
+        scope = {"type": "http", "method": "POST", "path": path}
+        scope["client"] = (client, 5000)
+        asyncio.run(quota(scope, receive, send))
+        return sent[0]["status"], sent[1]["body"].decode()
+
+    assert post("10.0.0.1", b"x" * 40) == (200, "40")
+    assert post("10.0.0.1", b"x" * 40) == (200, "40")
+    # The third upload crosses 100 bytes while streaming: cut off, 413.
+    status, text = post("10.0.0.1", b"x" * 15, b"x" * 15)
+    assert status == 413 and "100 bytes per 60 min" in text
+    assert quota.used("10.0.0.1") == 80  # the refused bytes are not kept
+    assert post("10.0.0.1", b"x" * 20) == (200, "20")
+    assert post("10.0.0.1", b"x")[0] == 413  # full
+    # Another address has its own quota; other routes are not counted.
+    assert post("10.0.0.2", b"x" * 90) == (200, "90")
+    assert post("10.0.0.1", b"x", path="/gradio_api/queue/join") == (200, "1")
+
+
+def test_launch_installs_the_upload_quota(server):
+    _, demo, config = server
+    (quota,) = [
+        m for m in demo.server_app.user_middleware if m.cls is app.UploadQuota
+    ]
+    assert quota.kwargs == {
+        "max_bytes": config.max_user_bytes,
+        "window": config.keep_outputs_seconds,
+    }
+
+
 def test_cache_shares_weights_and_is_bounded(generator_path):
     cache = app.StylizerCache(size=2)
     plain = cache.get(generator_path)
@@ -258,6 +382,30 @@ def test_video_without_duration_is_cut_at_the_limit(
     clip = write_video(tmp_path / "clip.mp4", frames=8, fps=4)
     with pytest.raises(app.InputError, match="video too long"):
         service.stylize_video(str(clip), "random")
+    assert not list((tmp_path / "out").rglob("*.mp4"))
+
+
+def test_video_without_frames_is_one_line_for_the_user(
+    tmp_path, generator_path
+):
+    service = app.StylizeService(
+        {"random": str(generator_path)}, work_dir=tmp_path / "out"
+    )
+    clip = write_video(tmp_path / "clip.mp4", frames=8, fps=4, index_first=True)
+    # Keep the header (a video stream) and drop every frame: ffmpeg's 40
+    # lines of banner and build configuration must not reach the browser.
+    data = clip.read_bytes()
+    empty = tmp_path / "empty.mp4"
+    empty.write_bytes(data[: data.find(b"mdat") + 4])
+    with pytest.raises(app.InputError) as e:
+        service.stylize_video(
+            {"path": str(empty), "orig_name": "holiday.mp4"}, "random"
+        )
+    message = str(e.value)
+    assert "\n" not in message and "configuration" not in message
+    assert message.startswith("holiday.mp4: cannot decode the video ("), message
+    assert message.endswith(": partial file)")
+    assert str(tmp_path) not in message  # the server's paths stay private
     assert not list((tmp_path / "out").rglob("*.mp4"))
 
 
@@ -385,7 +533,8 @@ def test_long_or_non_video_is_refused(client, tmp_path):
         )
 
 
-def test_command_serves_and_stops_on_ctrl_c(generator_path, tmp_path):
+@pytest.mark.parametrize("stop", ["SIGINT", "SIGTERM"])
+def test_command_serves_and_stops_on_ctrl_c(generator_path, tmp_path, stop):
     import signal
 
     import httpx
@@ -396,6 +545,9 @@ def test_command_serves_and_stops_on_ctrl_c(generator_path, tmp_path):
         "UEGAN_HOME": str(tmp_path / "home"),
         "TMPDIR": str(tmp_path),
     }
+    env.pop("GRADIO_TEMP_DIR", None)
+    (tmp_path / "in").mkdir()
+    src = photo(tmp_path / "in", size=(48, 32))
     proc = subprocess.Popen(
         [
             sys.executable,
@@ -421,7 +573,26 @@ def test_command_serves_and_stops_on_ctrl_c(generator_path, tmp_path):
                 assert time.monotonic() < deadline, "the app did not start"
                 time.sleep(0.5)
         assert page.status_code == 200
-        proc.send_signal(signal.SIGINT)
+        # One request: its upload and result land in the server's folders.
+        client = Client(
+            f"http://127.0.0.1:{port}/",
+            verbose=False,
+            download_files=str(tmp_path / "downloads"),
+            analytics_enabled=False,
+        )
+        client.predict(
+            handle_file(src),
+            "random",
+            False,
+            False,
+            False,
+            api_name="/stylize_image",
+        )
+        (root,) = tmp_path.glob("uegan_app_*")
+        kept = [p.name for p in root.rglob("*") if p.is_file()]
+        assert "chelsea.png" in kept and "chelsea_random.png" in kept
+        assert not (tmp_path / "gradio").exists()  # not the shared cache
+        proc.send_signal(getattr(signal, stop))
         output, _ = proc.communicate(timeout=60)
     finally:
         if proc.poll() is None:
@@ -429,7 +600,11 @@ def test_command_serves_and_stops_on_ctrl_c(generator_path, tmp_path):
             proc.wait()
     assert proc.returncode == 0, output
     assert f"styles: random ({generator_path})" in output
-    assert not list(tmp_path.glob("uegan_app_*"))  # results removed
+    # No TensorFlow start-up lines (issue 17).
+    assert "cuInit" not in output and "oneDNN" not in output, output
+    # Uploads, results and Gradio's copies are all gone.
+    assert not list(tmp_path.glob("uegan_app_*"))
+    assert not (tmp_path / "gradio").exists()
 
 
 # -- the page in a real browser ----------------------------------------------

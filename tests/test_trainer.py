@@ -336,6 +336,10 @@ def test_smoke_config_end_to_end(tmp_path, records):
     )
     assert run.returncode == 0, run.stderr[-2000:]
     assert "done: step 4 (gan phase)" in run.stdout
+    # TensorFlow's start-up lines are hidden (issue 17): no cuInit, oneDNN
+    # or pre-absl-init notices.
+    assert "cuInit" not in run.stderr and "oneDNN" not in run.stderr
+    assert "absl::InitializeLog" not in run.stderr, run.stderr[:2000]
     w = tmp_path / "smoke"
     assert (w / "checkpoints" / "ckpt-4.index").exists()
     assert glob.glob(str(w / "tensorboard" / "events.out.tfevents.*"))

@@ -16,6 +16,11 @@ import _bootstrap  # noqa: F401
 from absl import app
 from absl import flags
 
+from uegan_tf.quiet import define_verbose_flag
+from uegan_tf.quiet import quiet_tensorflow
+
+define_verbose_flag()
+
 flags.DEFINE_string("workdir", None, "Training work dir.")
 flags.DEFINE_integer("step", None, "Checkpoint step (default: latest).")
 flags.DEFINE_string("name", None, "Style name.")
@@ -25,6 +30,7 @@ FLAGS = flags.FLAGS
 
 
 def main(argv):
+    quiet_tensorflow(flags.FLAGS.verbose)
     del argv
     from uegan_tf import registry
     from uegan_tf.fileutil import write_text_atomic

@@ -36,6 +36,11 @@ import _bootstrap  # noqa: F401
 from absl import app
 from absl import flags
 
+from uegan_tf.quiet import define_verbose_flag
+from uegan_tf.quiet import quiet_tensorflow
+
+define_verbose_flag()
+
 _CHECKPOINT = flags.DEFINE_string(
     "checkpoint",
     None,
@@ -137,6 +142,7 @@ def _options():
 
 
 def main(argv):
+    quiet_tensorflow(flags.FLAGS.verbose)
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
     # Imported here so that --help does not pay for TensorFlow.

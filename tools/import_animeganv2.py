@@ -27,6 +27,11 @@ import _bootstrap  # noqa: F401
 from absl import app
 from absl import flags
 
+from uegan_tf.quiet import define_verbose_flag
+from uegan_tf.quiet import quiet_tensorflow
+
+define_verbose_flag()
+
 flags.DEFINE_string(
     "source",
     None,
@@ -58,6 +63,7 @@ FLAGS = flags.FLAGS
 
 
 def main(argv):
+    quiet_tensorflow(flags.FLAGS.verbose)
     del argv
     from uegan_tf import importers
     from uegan_tf import registry

@@ -14,6 +14,11 @@ import _bootstrap  # noqa: F401
 from absl import app
 from absl import flags
 
+from uegan_tf.quiet import define_verbose_flag
+from uegan_tf.quiet import quiet_tensorflow
+
+define_verbose_flag()
+
 flags.DEFINE_string(
     "sheet", None, "Contact sheet PNG (default: DIR/contact_sheet.png)."
 )
@@ -22,16 +27,22 @@ FLAGS = flags.FLAGS
 
 
 def main(argv):
+    quiet_tensorflow(flags.FLAGS.verbose)
     if len(argv) != 2:
         print("usage: python tools/inspect_tfrecords.py DIR", file=sys.stderr)
         return 2
     from uegan_tf.data.inspect import contact_sheet
     from uegan_tf.data.inspect import summarize
+    from uegan_tf.data.pipeline import CorruptRecordsError
     from uegan_tf.image_io import save_rgb
 
     records = argv[1]
     try:
         info = summarize(records)
+    except CorruptRecordsError as e:
+        # The folder is there but its data is damaged: a failed input.
+        print(f"error: {e}", file=sys.stderr)
+        return 1
     except (FileNotFoundError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

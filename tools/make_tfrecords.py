@@ -6,8 +6,10 @@
 
 Photos can also come from TensorFlow Datasets (`--photo_source=tfds:NAME`,
 local data dir only unless --tfds_download) or an ImageFolder tree
-(`--photo_source=imagefolder:ROOT[:SPLIT]`). Bad files are skipped with a
-warning and listed in `manifest.json`. See `uegan_tf/data/prepare.py`.
+(`--photo_source=imagefolder:ROOT[:SPLIT]`). Bad files, and folder entries
+that cannot be read as files (dangling or looping symbolic links, a folder
+named `x.jpg`, links to folders), are skipped with a warning each and
+listed in `manifest.json`. See `uegan_tf/data/prepare.py`.
 """
 
 import sys
@@ -15,7 +17,12 @@ import sys
 import _bootstrap  # noqa: F401
 from absl import app
 
-from uegan_tf import flags as uflags
+from uegan_tf.quiet import define_verbose_flag
+from uegan_tf.quiet import quiet_tensorflow
+
+# Before uegan_tf.flags, which imports TensorFlow (via data.prepare).
+quiet_tensorflow()  # reads --verbose from sys.argv
+from uegan_tf import flags as uflags  # noqa: E402
 
 
 def main(argv):
@@ -43,4 +50,5 @@ def main(argv):
 
 if __name__ == "__main__":
     uflags.define_prepare_flags()
+    define_verbose_flag()
     app.run(lambda argv: sys.exit(main(argv)))

@@ -3,7 +3,7 @@ r"""The web app: stylize photos and videos in the browser (Gradio).
     uegan app [--host=127.0.0.1] [--port=7860] [--model=PATH ...] \
         [--max_file_size=25mb] [--max_video_seconds=60] \
         [--max_megapixels=64] [--max_side=4096] [--concurrency=2] \
-        [--queue_size=16] [--cache_size=4]
+        [--queue_size=16] [--cache_size=4] [--max_user_disk=200mb]
     python -m uegan_tf.app ...                   # the same command
 
 Gradio is an optional extra (`pip install .[app]`). The app only serves
@@ -12,6 +12,12 @@ analytics. Each `--model` is `PATH` or `NAME=PATH` (a style name, .keras
 file, training work dir, SavedModel or TF1 checkpoint folder); several can
 be given, repeated or comma-separated. Without `--model` the installed
 styles (`uegan list-styles`) are offered.
+
+Uploads, results and Gradio's copies of them live in a folder of this
+server's own (`private_temp_root`), deleted when it stops (Ctrl-C or
+SIGTERM); each browser session may keep at most `--max_user_disk` of them,
+and each client address may upload at most that much per hour
+(`UploadQuota`).
 
 Every request goes through the same code as `uegan stylize`: images are
 read with `image_io.load_rgb` and stylized by `inference.Stylizer`, videos
@@ -29,6 +35,7 @@ import os
 import pathlib
 import re
 import shutil
+import signal
 import sys
 import tempfile
 import threading
@@ -63,6 +70,10 @@ class AppConfig:
         cache_size: loaded stylizers kept in memory (LRU).
         video_batch: video frames per generator call.
         keep_outputs_seconds: results older than this are deleted.
+        max_user_bytes: disk one user (browser session) may take with the
+            uploads and results of their requests still kept; their oldest
+            results are deleted to make room, and a request that would
+            still exceed it is refused.
     """
 
     host: str = "127.0.0.1"
@@ -77,6 +88,7 @@ class AppConfig:
     cache_size: int = 4
     video_batch: int = 4
     keep_outputs_seconds: float = 3600.0
+    max_user_bytes: int = 200 * 2**20
 
     def validate(self):
         """Returns self; raises ValueError naming the first bad setting."""
@@ -84,6 +96,8 @@ class AppConfig:
             raise ValueError(f"--port must be in 0..65535, got {self.port}")
         if self.max_file_size < 1:
             raise ValueError("--max_file_size must be positive")
+        if self.max_user_bytes < self.max_file_size:
+            raise ValueError("--max_user_disk must be >= --max_file_size")
         if self.max_video_seconds <= 0:
             raise ValueError("--max_video_seconds must be positive")
         if self.max_pixels < 1:
@@ -196,6 +210,147 @@ def _upload_file(payload, kind):
     return path, None, name
 
 
+def _tree_size(path):
+    """Bytes of the files under `path` (0 if it is gone)."""
+    total = 0
+    for root, _, files in os.walk(path):
+        for name in files:
+            try:
+                total += os.lstat(os.path.join(root, name)).st_size
+            except OSError:  # deleted meanwhile
+                pass
+    return total
+
+
+def _upload_size(payload):
+    """Bytes of an upload on disk (0 for in-memory captures)."""
+    try:
+        path, data, _ = _upload_file(payload, "file")
+    except InputError:
+        return 0
+    if data is not None:
+        return len(data)
+    try:
+        return os.path.getsize(path)
+    except OSError:
+        return 0
+
+
+def private_temp_root():
+    """A fresh folder for this server's uploads and results.
+
+    Gradio keeps every upload and every served result in its cache folder
+    (`GRADIO_TEMP_DIR`, by default the shared /tmp/gradio) and never
+    deletes them on exit; pointing it into a folder of this server's own
+    lets `remove_temp_root` delete everything on shutdown. A
+    `GRADIO_TEMP_DIR` set by the user is the parent, never deleted itself.
+    Call before `build_app` (Gradio reads the variable when the page and
+    the server are created).
+    """
+    parent = os.environ.get("GRADIO_TEMP_DIR")
+    if parent:
+        pathlib.Path(parent).mkdir(parents=True, exist_ok=True)
+    root = pathlib.Path(tempfile.mkdtemp(prefix="uegan_app_", dir=parent))
+    os.environ["GRADIO_TEMP_DIR"] = str(root / "gradio")
+    return root
+
+
+def remove_temp_root(root):
+    """Delete the folder of `private_temp_root` (uploads and results)."""
+    shutil.rmtree(root, ignore_errors=True)
+    return not pathlib.Path(root).exists()
+
+
+class UploadQuota:
+    """ASGI middleware: a disk quota for each client's uploads.
+
+    Gradio stores an upload before any request uses it and ties it to no
+    session, so `StylizeService`'s per-session share cannot see uploads
+    that are never converted. This middleware counts the bytes each client
+    address POSTs to the upload route within `window` seconds (Gradio's
+    cache keeps files about that long) and answers 413 once `max_bytes`
+    would be exceeded; the bytes are counted as they arrive, so a missing
+    or false Content-Length does not get around it.
+
+    Args:
+        app: the ASGI app.
+        max_bytes: upload bytes one client may send per window.
+        window: seconds after which an upload no longer counts.
+    """
+
+    def __init__(self, app, max_bytes, window):
+        self.app = app
+        self.max_bytes = max_bytes
+        self.window = window
+        self._sent = collections.defaultdict(list)  # client -> [(t, bytes)]
+        self._lock = threading.Lock()
+
+    def used(self, client):
+        """Bytes `client` uploaded within the window."""
+        now = time.monotonic()
+        with self._lock:
+            # Entries stay the same lists: uploads in progress add to them.
+            kept = [e for e in self._sent[client] if now - e[0] < self.window]
+            self._sent[client] = kept
+            return sum(n for _, n in kept)
+
+    async def __call__(self, scope, receive, send):
+        if (
+            scope["type"] != "http"
+            or scope.get("method") != "POST"
+            or not scope.get("path", "").rstrip("/").endswith("/upload")
+        ):
+            await self.app(scope, receive, send)
+            return
+        client = (scope.get("client") or ("unknown",))[0]
+        entry = [time.monotonic(), 0]
+        with self._lock:
+            self._sent[client].append(entry)
+        over = False
+
+        async def counted_receive():
+            nonlocal over
+            message = await receive()
+            if message["type"] == "http.request":
+                with self._lock:
+                    entry[1] += len(message.get("body", b""))
+                if self.used(client) > self.max_bytes:
+                    over = True
+                    # Ends the upload here: the app sees a disconnect.
+                    return {"type": "http.disconnect"}
+            return message
+
+        if self.used(client) >= self.max_bytes:
+            over = True
+        else:
+            started = False
+
+            async def guarded_send(message):
+                nonlocal started
+                if over and not started:
+                    return  # the app's reply is replaced by the 413 below
+                started = True
+                await send(message)
+
+            await self.app(scope, counted_receive, guarded_send)
+            if not over or started:
+                return
+        with self._lock:
+            entry[1] = 0  # refused: nothing of it is kept
+        text = (
+            f"upload quota exceeded: {format_size(self.max_bytes)} per "
+            f"{self.window / 60:g} min from one address"
+        ).encode()
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 413,
+                "headers": [(b"content-type", b"text/plain; charset=utf-8")],
+            }
+        )
+        await send({"type": "http.response.body", "body": text})
+
+
 class StylizerCache:
     """A bounded, thread-safe LRU of `Stylizer`s keyed by (source, options).
 
@@ -274,6 +429,9 @@ class StylizeService:
         )
         self.work_dir.mkdir(parents=True, exist_ok=True)
         self.cache = StylizerCache(self.config.cache_size, self.config.max_side)
+        # user -> [(job folder, upload bytes)], oldest first.
+        self._usage = collections.defaultdict(list)
+        self._usage_lock = threading.Lock()
 
     # -- helpers -------------------------------------------------------------
 
@@ -310,8 +468,16 @@ class StylizeService:
         except ModelLoadError as e:
             raise InputError(f"cannot load style {style!r}: {e}") from e
 
-    def _job_dir(self):
-        """A fresh folder for one request (names of parallel jobs differ)."""
+    def _job_dir(self, user=None, upload_bytes=0):
+        """A fresh folder for one request (names of parallel jobs differ).
+
+        Expired results are deleted first; then the user's own oldest
+        results until their uploads and results, with this request's
+        upload, fit `config.max_user_bytes`.
+
+        Raises:
+            InputError: this upload alone does not fit the user's share.
+        """
         now = time.time()
         for old in self.work_dir.iterdir():
             try:
@@ -319,7 +485,50 @@ class StylizeService:
                     shutil.rmtree(old, ignore_errors=True)
             except OSError:  # removed by a concurrent request
                 pass
-        return pathlib.Path(tempfile.mkdtemp(dir=self.work_dir))
+        job = pathlib.Path(tempfile.mkdtemp(dir=self.work_dir))
+        if user is None:
+            return job
+        cap = self.config.max_user_bytes
+        with self._usage_lock:
+            jobs = [(d, n) for d, n in self._usage[user] if d.exists()]
+            used = sum(_tree_size(d) + n for d, n in jobs)
+            while jobs and used + upload_bytes > cap:
+                oldest, n = jobs.pop(0)
+                used -= _tree_size(oldest) + n
+                shutil.rmtree(oldest, ignore_errors=True)
+            if used + upload_bytes > cap:
+                shutil.rmtree(job, ignore_errors=True)
+                self._usage[user] = jobs
+                raise InputError(
+                    f"this upload ({format_size(upload_bytes)}) does not fit "
+                    f"the {format_size(cap)} of disk one user may use"
+                )
+            jobs.append((job, upload_bytes))
+            self._usage[user] = jobs
+        return job
+
+    def _settle(self, user, job):
+        """After `job`'s results are written: delete `user`'s oldest other
+        results until their share fits `config.max_user_bytes` again (one
+        request's own results are always kept)."""
+        if user is None:
+            return
+        cap = self.config.max_user_bytes
+        with self._usage_lock:
+            jobs = [(d, n) for d, n in self._usage[user] if d.exists()]
+            used = sum(_tree_size(d) + n for d, n in jobs)
+            while used > cap and len(jobs) > 1 and jobs[0][0] != job:
+                oldest, n = jobs.pop(0)
+                used -= _tree_size(oldest) + n
+                shutil.rmtree(oldest, ignore_errors=True)
+            self._usage[user] = jobs
+
+    def disk_used(self, user):
+        """Bytes of `user`'s kept uploads and results (see `_job_dir`)."""
+        with self._usage_lock:
+            return sum(
+                _tree_size(d) + n for d, n in self._usage[user] if d.exists()
+            )
 
     def read_image(self, payload):
         """An uploaded image as uint8 RGB, via the project's one reader.
@@ -349,7 +558,13 @@ class StylizeService:
     # -- requests ------------------------------------------------------------
 
     def stylize_image(
-        self, payload, style, tiled=False, brightness=False, side_by_side=False
+        self,
+        payload,
+        style,
+        tiled=False,
+        brightness=False,
+        side_by_side=False,
+        user=None,
     ):
         """Stylize one uploaded photo.
 
@@ -359,6 +574,7 @@ class StylizeService:
             tiled: tiled inference with `TILE`-pixel tiles.
             brightness: match the photo's mean brightness.
             side_by_side: the download holds photo | result.
+            user: who asks (the browser session), for the disk share.
 
         Returns:
             `((original_path, result_path), download_path, message)`: the
@@ -384,7 +600,7 @@ class StylizeService:
                 "or use a smaller photo"
             ) from None
         seconds = time.monotonic() - start
-        job = self._job_dir()
+        job = self._job_dir(user, _upload_size(payload))
         stem = re.sub(r"[^\w.-]+", "_", pathlib.Path(name).stem) or "photo"
         shown = save_rgb(job / f"{stem}.jpg", photo)
         styled = save_rgb(job / f"{stem}_{style}.png", result)
@@ -394,6 +610,7 @@ class StylizeService:
                 job / f"{stem}_{style}_side_by_side.png",
                 np.concatenate([photo, result], axis=1),
             )
+        self._settle(user, job)
         h, w = photo.shape[:2]
         message = f"{name}: {w}x{h} stylized as {style!r} in {seconds:.1f} s"
         if photo.shape != rgb.shape:
@@ -412,6 +629,7 @@ class StylizeService:
         side_by_side=False,
         temporal_smoothing=0.0,
         progress=None,
+        user=None,
     ):
         """Stylize one uploaded video into an MP4 (audio kept).
 
@@ -420,6 +638,7 @@ class StylizeService:
             style, tiled, brightness, side_by_side: as `stylize_image`.
             temporal_smoothing: flicker reduction, 0 (off) to 0.9.
             progress: callable(frames_done, frames_total_or_None).
+            user: who asks (the browser session), for the disk share.
 
         Returns:
             `(video_path, message)`.
@@ -462,7 +681,7 @@ class StylizeService:
             if progress:
                 progress(done, total)
 
-        job = self._job_dir()
+        job = self._job_dir(user, _upload_size(payload))
         stem = re.sub(r"[^\w.-]+", "_", pathlib.Path(name).stem) or "video"
         dst = job / f"{stem}_{style}.mp4"
         start = time.monotonic()
@@ -482,6 +701,7 @@ class StylizeService:
             raise InputError(
                 f"{name}: out of memory; tick tiled inference"
             ) from None
+        self._settle(user, job)
         seconds = time.monotonic() - start
         message = (
             f"{name}: {stats['frames']} frames at "
@@ -507,6 +727,11 @@ def _import_gradio():
             "(or pip install gradio)"
         ) from e
     return gr
+
+
+def _session(request):
+    """The user a request counts against: its browser session."""
+    return getattr(request, "session_hash", None) or "anonymous"
 
 
 def build_app(styles=None, config=None, work_dir=None):
@@ -536,7 +761,9 @@ def build_app(styles=None, config=None, work_dir=None):
             # An expected refusal: a message for the user, no traceback.
             raise gr.Error(str(e), print_exception=False) from e
 
-    def on_image(payload, style, tiled, brightness, side_by_side):
+    def on_image(
+        payload, style, tiled, brightness, side_by_side, request: gr.Request
+    ):
         return user_errors(
             service.stylize_image,
             payload,
@@ -544,6 +771,7 @@ def build_app(styles=None, config=None, work_dir=None):
             tiled,
             brightness,
             side_by_side,
+            _session(request),
         )
 
     # Gradio finds the progress tracker by this default value.
@@ -554,6 +782,7 @@ def build_app(styles=None, config=None, work_dir=None):
         brightness,
         side_by_side,
         smoothing,
+        request: gr.Request,
         progress=gr.Progress(),  # noqa: B008 (Gradio injects it this way)
     ):
         def report(done, total):
@@ -568,6 +797,7 @@ def build_app(styles=None, config=None, work_dir=None):
             side_by_side,
             smoothing,
             report,
+            _session(request),
         )
 
     limits = (
@@ -718,6 +948,17 @@ def launch(demo, config=None, **kwargs):
         ssr_mode=False,
         show_error=False,
     )
+    from starlette.middleware import Middleware
+
+    options["app_kwargs"] = {
+        "middleware": [
+            Middleware(
+                UploadQuota,
+                max_bytes=config.max_user_bytes,
+                window=config.keep_outputs_seconds,
+            )
+        ]
+    }
     options.update(kwargs)
     return demo.launch(**options)
 
@@ -761,6 +1002,12 @@ def parse_args(argv):
         "--max_video_seconds", type=float, default=d.max_video_seconds
     )
     parser.add_argument(
+        "--max_user_disk",
+        default="200mb",
+        help="disk one user's kept uploads and results may take "
+        "(default: 200mb); their oldest results make room first",
+    )
+    parser.add_argument(
         "--max_megapixels",
         type=float,
         default=d.max_pixels / 1e6,
@@ -785,6 +1032,11 @@ def parse_args(argv):
         help="requests allowed to wait",
     )
     parser.add_argument(
+        "--verbose",
+        action="store_true",
+        help="show TensorFlow's start-up log",
+    )
+    parser.add_argument(
         "--cache_size",
         type=int,
         default=d.cache_size,
@@ -796,6 +1048,7 @@ def parse_args(argv):
         port=args.port,
         models=tuple(args.model),
         max_file_size=parse_size(args.max_file_size),
+        max_user_bytes=parse_size(args.max_user_disk),
         max_video_seconds=args.max_video_seconds,
         max_pixels=round(args.max_megapixels * 1e6),
         max_side=args.max_side,
@@ -819,10 +1072,14 @@ def cli(argv=None):
     except ValueError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    from uegan_tf.quiet import quiet_tensorflow
+
+    quiet_tensorflow("--verbose" in argv)
+    root = private_temp_root()
     try:
-        demo = build_app(styles, config)
+        demo = build_app(styles, config, work_dir=root / "results")
     except ImportError as e:
+        remove_temp_root(root)
         print(f"error: {e}", file=sys.stderr)
         return 2
     service = demo.uegan_service
@@ -835,6 +1092,9 @@ def cli(argv=None):
         )
     else:
         print(f"warning: {service.no_models_message()}", file=sys.stderr)
+    # SIGTERM (systemd, docker stop) ends the server like Ctrl-C, so that
+    # the uploads and results are deleted below instead of staying behind.
+    previous = signal.signal(signal.SIGTERM, _interrupt)
     try:
         launch(demo, config)
     except OSError as e:  # port in use, bad host
@@ -845,8 +1105,13 @@ def cli(argv=None):
         # loop handles Ctrl-C and returns normally).
         demo.close()
     finally:
-        shutil.rmtree(service.work_dir, ignore_errors=True)
+        signal.signal(signal.SIGTERM, previous)
+        remove_temp_root(root)
     return 0
+
+
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt
 
 
 if __name__ == "__main__":

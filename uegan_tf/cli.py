@@ -8,35 +8,17 @@
 Each subcommand's `--help` lists its flags.
 """
 
-import os
 import sys
 
 USAGE = __doc__.split("\n\n")[1]
 
 
-def _quiet_tensorflow_import():
-    """Import TensorFlow with its C++ start-up lines hidden.
+def _quiet_tensorflow_import(argv=()):
+    """Import TensorFlow without its start-up lines (unless --verbose)."""
+    from uegan_tf.quiet import quiet_tensorflow
+    from uegan_tf.quiet import wants_verbose
 
-    TF prints oneDNN/CUDA notices to fd 2 before any Python logging can be
-    configured; users of a command-line tool need none of them.
-    """
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    try:
-        saved = os.dup(2)
-    except OSError:
-        import tensorflow  # noqa: F401
-
-        return
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    try:
-        os.dup2(devnull, 2)
-        import tensorflow as tf
-
-        tf.get_logger().setLevel("ERROR")
-    finally:
-        os.dup2(saved, 2)
-        os.close(devnull)
-        os.close(saved)
+    quiet_tensorflow(wants_verbose(list(argv)))
 
 
 def list_styles_main(argv):
@@ -74,8 +56,11 @@ def add_style_main(argv):
     parser.add_argument("--step", type=int, default=None)
     parser.add_argument("--description", default="")
     parser.add_argument("--overwrite", action="store_true")
+    parser.add_argument(
+        "--verbose", action="store_true", help="show TensorFlow's log"
+    )
     args = parser.parse_args(argv)
-    _quiet_tensorflow_import()
+    _quiet_tensorflow_import(["--verbose"] if args.verbose else [])
     from uegan_tf import registry
     from uegan_tf.inference import ModelLoadError
     from uegan_tf.inference import load_generator
@@ -105,7 +90,7 @@ def main(argv=None):
         return 0 if len(argv) >= 2 else 2
     command, rest = argv[1], argv[2:]
     if command == "stylize":
-        _quiet_tensorflow_import()
+        # stylize.cli quiets TensorFlow itself (and not for --help).
         from uegan_tf import stylize
 
         stylize.cli(["uegan stylize", *rest])
@@ -115,7 +100,7 @@ def main(argv=None):
     if command == "add-style":
         return add_style_main(rest)
     if command == "app":
-        _quiet_tensorflow_import()
+        # app.cli quiets TensorFlow itself (after parsing: not for --help).
         from uegan_tf import app as app_lib
 
         return app_lib.cli(["uegan app", *rest])

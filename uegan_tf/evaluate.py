@@ -441,5 +441,10 @@ def main(argv):
 
 
 if __name__ == "__main__":
+    from uegan_tf.quiet import define_verbose_flag
+    from uegan_tf.quiet import quiet_tensorflow
+
     define_flags()
+    define_verbose_flag()
+    quiet_tensorflow()  # reads --verbose from sys.argv
     app.run(lambda argv: sys.exit(main(argv)))

@@ -43,6 +43,8 @@ import tensorflow as tf
 
 from uegan_tf.fileutil import atomic_dir
 from uegan_tf.fileutil import atomic_path
+from uegan_tf.fileutil import clean_stale_temps
+from uegan_tf.fileutil import output_dir_problem
 from uegan_tf.fileutil import write_text_atomic
 from uegan_tf.image_io import find_images
 from uegan_tf.image_io import load_rgb
@@ -174,6 +176,9 @@ class ExportOptions:
         """Raise `ValueError` naming the first bad value."""
         if not self.out_dir:
             raise ValueError("out_dir is required")
+        problem = output_dir_problem(self.out_dir)
+        if problem:
+            raise ValueError(f"--out_dir: {problem}")
         if not self.name or "/" in self.name or self.name.startswith("."):
             raise ValueError(f"bad model name {self.name!r}")
         if self.version is not None and self.version < 0:
@@ -967,6 +972,10 @@ def export_generator(generator, options, log=print):
     sample = val_photos[0] if val_photos else None
     if sample is not None:
         sample = fit_image(sample, (64, 64))
+    # Temporaries of a killed earlier export (a version folder, .tflite).
+    for folder in (out_dir, out_dir / options.name):
+        for path in clean_stale_temps(folder):
+            log(f"removed {path}, left by an interrupted export")
     saved = write_saved_model(
         generator,
         out_dir,

@@ -7,6 +7,7 @@ is always an 8-bit RGB `np.ndarray` `[H, W, 3]`, or an `ImageReadError`
 with a one-line reason.
 """
 
+import errno
 import io
 import pathlib
 import warnings
@@ -28,11 +29,26 @@ IMAGE_EXTENSIONS = (
     ".tiff",
     ".gif",
 )
-# Refuse images above this many pixels before decoding them (a 20000x15000
-# image needs 900 MB as RGB). PIL's own decompression-bomb limit is raised
-# to this value so that the message is ours.
-MAX_PIXELS = 300_000_000
-Image.MAX_IMAGE_PIXELS = MAX_PIXELS
+# Refuse images above this many pixels from their header, before decoding
+# (a PNG of one colour is a few hundred KB at any size). The default is
+# what the memory budget of a stylize run allows, measured on this 2-core
+# machine with the tiled path (512 px tiles, 1024 px statistics pass):
+# - a fixed ~2.4 GB peak RSS whatever the size (TensorFlow, the model, one
+#   tile, the statistics pass: 2409 MB for a 1600x1200 photo);
+# - ~35 MB per megapixel of the photo (decoded RGB, the float32 blending
+#   accumulator and weights, the output and its encoding: 35.3 MB/MP at
+#   16 MP, 34.7 MB/MP at 36 MP).
+# 64 MP (8000x8000) thus peaks at ~2.4 + 64 x 0.035 = 4.6 GB, within an
+# 8 GB machine, and takes 10-25 min here; the 289 MP PNG of issue 17 would
+# need ~12.5 GB and an hour or more. `--max_megapixels` raises the limit.
+MAX_PIXELS = 64_000_000
+STYLIZE_BASE_MB = 2400
+MB_PER_MEGAPIXEL = 35
+# PIL's decompression-bomb guard would refuse (or warn about) large images
+# before our header check, with its own message and at its own limit,
+# which a raised --max_megapixels could not pass. The header check below
+# is the same check, so PIL's is off.
+Image.MAX_IMAGE_PIXELS = None
 
 
 class ImageReadError(Exception):
@@ -44,13 +60,38 @@ class ImageReadError(Exception):
         self.reason = reason
 
 
+class ImageTooLargeError(ImageReadError):
+    """An image above the pixel limit (from its header, nothing decoded).
+
+    `pixels` is its size in pixels, for messages that say which limit
+    would admit it.
+    """
+
+    def __init__(self, path, reason, pixels):
+        super().__init__(path, reason)
+        self.pixels = pixels
+
+
 def is_image_path(path):
     """Whether the file name has a supported image extension."""
     return pathlib.Path(path).suffix.lower() in IMAGE_EXTENSIONS
 
 
-def find_images(root, extensions=IMAGE_EXTENSIONS):
+def find_images(root, extensions=IMAGE_EXTENSIONS, exclude=(), skipped=None):
     """Image files under `root` (recursively), sorted, hidden files skipped.
+
+    Args:
+        root: the folder to search.
+        extensions: lower-case suffixes to collect.
+        exclude: folders whose contents are never collected (the output
+            folder of a run that reads and writes the same tree: without
+            this a second run would read its own results).
+        skipped: optional list that receives `(path, reason)` for every
+            entry with a wanted extension that is not a usable file
+            (dangling or looping symbolic links, folders named like
+            images) and for symbolic links to folders, which are not
+            followed; callers report them instead of dropping them in
+            silence.
 
     Raises:
         FileNotFoundError: `root` does not exist or is not a folder.
@@ -58,13 +99,55 @@ def find_images(root, extensions=IMAGE_EXTENSIONS):
     root = pathlib.Path(root)
     if not root.is_dir():
         raise FileNotFoundError(f"not a folder: {root}")
+    excluded = [pathlib.Path(e).resolve() for e in exclude]
     found = []
     for path in sorted(root.rglob("*")):
         if any(part.startswith(".") for part in path.relative_to(root).parts):
             continue
-        if path.is_file() and path.suffix.lower() in extensions:
-            found.append(path)
+        if excluded and _inside(path, excluded):
+            continue
+        wanted = path.suffix.lower() in extensions
+        if path.is_symlink() and (wanted or path.is_dir()):
+            reason = _link_problem(path)
+            if reason:
+                if skipped is not None:
+                    skipped.append((path, reason))
+                continue
+        if path.is_file():
+            if wanted:
+                found.append(path)
+        elif wanted and path.is_dir() and skipped is not None:
+            skipped.append(
+                (
+                    path,
+                    "a folder with an image name (its contents are searched)",
+                )
+            )
     return found
+
+
+def _inside(path, folders):
+    """Whether `path` (resolved) is one of `folders` or inside one."""
+    try:
+        real = path.resolve()
+    except (OSError, RuntimeError):  # a link loop: not inside anything
+        return False
+    return any(real == f or f in real.parents for f in folders)
+
+
+def _link_problem(path):
+    """Why a symbolic link cannot be used as an input (None: it can)."""
+    try:
+        target = path.resolve(strict=True)
+    except RuntimeError:  # Python < 3.13 reports loops this way
+        return "symbolic link loop"
+    except OSError as e:
+        if e.errno == errno.ELOOP:
+            return "symbolic link loop"
+        return "dangling symbolic link (its target does not exist)"
+    if target.is_dir():
+        return "symbolic link to a folder (not followed)"
+    return None
 
 
 def _to_rgb8(img):
@@ -101,10 +184,11 @@ def decode_rgb(data, name="<bytes>", min_side=1, max_pixels=MAX_PIXELS):
             width, height = img.size
             # Checked from the header, before anything is decoded.
             if width * height > max_pixels:
-                raise ImageReadError(
+                raise ImageTooLargeError(
                     name,
                     f"image too large ({width}x{height}; the limit is "
                     f"{max_pixels / 1e6:g} megapixels)",
+                    width * height,
                 )
             img.load()
             # Honour the camera's orientation tag (phones store rotated).

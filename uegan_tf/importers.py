@@ -13,6 +13,7 @@ Either source also initialises a UE generator exactly: the U-Net skip
 kernel slices are zero, so the UE generator starts as the released model.
 """
 
+import contextlib
 import os
 
 import numpy as np
@@ -156,17 +157,38 @@ def read_official_checkpoint(path):
             prefix = os.path.join(path, index[0][: -len(".index")])
     elif not tf.io.gfile.exists(path + ".index"):
         raise FileNotFoundError(f"no TF checkpoint at {path!r}")
-    reader = tf.train.load_checkpoint(prefix)
     names = official_variable_map()
-    available = reader.get_variable_to_shape_map()
-    missing = [n for n in names if n not in available]
-    if missing:
+    with corrupt_checkpoint_as_value_error(prefix):
+        reader = tf.train.load_checkpoint(prefix)
+        available = reader.get_variable_to_shape_map()
+        missing = [n for n in names if n not in available]
+        if missing:
+            raise ValueError(
+                f"{prefix} is not an AnimeGANv2 generator checkpoint: "
+                f"{len(missing)} of {len(names)} variables missing, e.g. "
+                f"{missing[0]}"
+            )
+        return {n: reader.get_tensor(n) for n in names}
+
+
+@contextlib.contextmanager
+def corrupt_checkpoint_as_value_error(prefix):
+    """Turn TensorFlow's errors on a damaged checkpoint into one line.
+
+    A truncated or overwritten `.index` raises `OpError` ("not an sstable
+    (bad magic number)"), a short `.data` file `IndexError` ("Read less
+    bytes than requested") or `DataLossError`: raised as `ValueError`
+    naming the checkpoint, so that callers report it like any bad model.
+    """
+    try:
+        yield
+    except (tf.errors.OpError, IndexError) as e:
+        text = str(e).strip()
+        reason = text.splitlines()[0] if text else type(e).__name__
         raise ValueError(
-            f"{prefix} is not an AnimeGANv2 generator checkpoint: "
-            f"{len(missing)} of {len(names)} variables missing, e.g. "
-            f"{missing[0]}"
-        )
-    return {n: reader.get_tensor(n) for n in names}
+            f"checkpoint {prefix} is corrupt or truncated (its .index or "
+            f".data file: {reason})"
+        ) from None
 
 
 def load_official_checkpoint(generator, path):

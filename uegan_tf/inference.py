@@ -7,11 +7,13 @@ pre/post-process through `Stylizer`.
 
 import copy
 import pathlib
+import zipfile
 
 import cv2
 import keras
 import numpy as np
 import tensorflow as tf
+from google.protobuf.message import DecodeError
 
 from uegan_tf import registry
 from uegan_tf.image_io import fit_long_side
@@ -121,7 +123,22 @@ def load_generator(source=None, step=None):
             # Registers the custom classes before deserialising.
             from uegan_tf.models import Generator
 
-            model = keras.models.load_model(path, compile=False)
+            if not zipfile.is_zipfile(path):
+                # Keras reports a damaged archive as "File not found".
+                raise ModelLoadError(
+                    f"{path}: corrupt .keras file (not a complete zip "
+                    "archive; save or copy it again)"
+                )
+            try:
+                model = keras.models.load_model(path, compile=False)
+            except Exception as e:  # noqa: BLE001 - Keras raises anything
+                # A valid zip with damaged or foreign contents: KeyError,
+                # TypeError, h5py errors, ... all mean "cannot load".
+                text = str(e).strip()
+                reason = text.splitlines()[0] if text else type(e).__name__
+                raise ModelLoadError(
+                    f"{path}: corrupt or incompatible .keras file ({reason})"
+                ) from None
             if not isinstance(model, Generator):
                 raise ModelLoadError(
                     f"{path}: a Keras model but not a uegan_tf generator"
@@ -144,6 +161,13 @@ def load_generator(source=None, step=None):
         raise
     except (OSError, ValueError) as e:
         raise ModelLoadError(f"{path}: cannot load ({e})") from None
+    except (tf.errors.OpError, IndexError) as e:
+        # Damaged checkpoint files that no reader above recognised.
+        text = str(e).strip()
+        reason = text.splitlines()[0] if text else type(e).__name__
+        raise ModelLoadError(
+            f"{path}: corrupt or truncated model files ({reason})"
+        ) from None
     raise ModelLoadError(
         f"{path}: a SavedModel; it can stylize (load_backend) but not be "
         "re-exported as a Keras generator"
@@ -327,9 +351,18 @@ class Stylizer:
     def _load_savedmodel(self, path):
         try:
             loaded = tf.saved_model.load(str(path))
-        except (OSError, ValueError) as e:
+        except (
+            OSError,
+            ValueError,
+            tf.errors.OpError,
+            DecodeError,  # a damaged saved_model.pb
+            IndexError,  # a short variables.data file
+        ) as e:
+            text = str(e).strip()
+            reason = text.splitlines()[0] if text else type(e).__name__
             raise ModelLoadError(
-                f"{path}: cannot load SavedModel ({e})"
+                f"{path}: cannot load SavedModel (corrupt, truncated or "
+                f"not a SavedModel: {reason})"
             ) from None
         if "serving_default" not in loaded.signatures:
             raise ModelLoadError(f"{path}: no serving_default signature")
@@ -382,13 +415,16 @@ class Stylizer:
             raise ValueError(f"empty image ({w}x{h})")
         if min(h, w) < MIN_SIDE:
             # The bottleneck at H/4 needs 2 pixels for its reflect padding:
-            # extend tiny images by edge replication, then crop back.
+            # extend tiny images by edge replication, then crop back. Not
+            # through `self(...)`: `prepare` would shrink the padded image
+            # again when max_side < MIN_SIDE (endless recursion).
             grown = np.pad(
                 rgb,
                 ((0, max(0, MIN_SIDE - h)), (0, max(0, MIN_SIDE - w)), (0, 0)),
                 mode="edge",
             )
-            return self(grown)[:h, :w]
+            out = self._run(grown[None]).numpy()[0][:h, :w]
+            return match_brightness(out, rgb) if self.brightness else out
         if self.wants_tiles(h, w):
             out = self._tiled(rgb)
         else:

@@ -22,7 +22,17 @@ import time
 from absl import app
 from absl import flags
 
+from uegan_tf.fileutil import clean_stale_temps
+from uegan_tf.fileutil import output_dir_problem
+from uegan_tf.image_io import MAX_PIXELS
+from uegan_tf.image_io import MB_PER_MEGAPIXEL
+from uegan_tf.image_io import STYLIZE_BASE_MB
+
 EXAMPLES_DIR = pathlib.Path(__file__).resolve().parent / "examples"
+# Smallest useful --max_side: the generator's own minimum side
+# (`inference.MIN_SIDE`, not imported here: it would load TensorFlow
+# before the flags are parsed).
+MIN_MAX_SIDE = 8
 
 
 @dataclasses.dataclass(frozen=True)
@@ -45,6 +55,12 @@ class StylizeConfig:
         batch: video frames per generator call.
         temporal_smoothing: video flicker reduction strength (0: off).
         image_format: "auto" (jpg stays jpg, others png), "png" or "jpg".
+        allow_short_video: publish videos that decode fewer frames than
+            their header declares (with a warning) instead of failing.
+        verbose: print ffmpeg's full log under a video's error line.
+        max_pixels: images with more pixels are refused from their header
+            (the default fits a ~4.6 GB memory budget; see
+            `image_io.MAX_PIXELS`).
     """
 
     inputs: tuple = ()
@@ -61,6 +77,9 @@ class StylizeConfig:
     batch: int = 4
     temporal_smoothing: float = 0.0
     image_format: str = "auto"
+    allow_short_video: bool = False
+    verbose: bool = False
+    max_pixels: int = MAX_PIXELS
 
     def validate(self):
         if not self.inputs:
@@ -78,10 +97,20 @@ class StylizeConfig:
             raise ValueError("--overlap must be >= 0 and < tile / 2")
         if not 0 <= self.temporal_smoothing < 1:
             raise ValueError("--temporal_smoothing must be in [0, 1)")
+        problem = output_dir_problem(self.out_dir)
+        if problem:
+            raise ValueError(f"--out_dir: {problem}")
         if self.image_format not in ("auto", "png", "jpg"):
             raise ValueError("--format must be auto, png or jpg")
-        if self.batch < 1 or self.max_side < 0:
-            raise ValueError("--batch must be >= 1 and --max_side >= 0")
+        if self.max_pixels < 1:
+            raise ValueError("--max_megapixels must be positive")
+        if self.batch < 1:
+            raise ValueError(f"--batch must be >= 1, got {self.batch}")
+        if self.max_side < 0 or 0 < self.max_side < MIN_MAX_SIDE:
+            raise ValueError(
+                f"--max_side must be 0 (keep the size) or >= {MIN_MAX_SIDE}, "
+                f"got {self.max_side}"
+            )
         return self
 
 
@@ -94,18 +123,35 @@ class Job:
     video: bool
 
 
-def expand_inputs(inputs, out_dir, image_format="auto"):
+def expand_inputs(inputs, out_dir, image_format="auto", warn=None):
     """Turn files, folders and globs into jobs with output paths.
 
     Folder contents keep their relative layout under `out_dir/<folder>`;
-    single files go to `out_dir/<name>`. Returns `(jobs, errors)` where
-    errors are one-line messages for inputs that match nothing.
+    single files go to `out_dir/<name>`. Nothing inside `out_dir` is ever
+    read from a folder or glob (otherwise a folder that contains its
+    output folder is re-stylized one level deeper on every run). Two
+    inputs that would write one output get distinct names (see
+    `_separate_outputs`) or, failing that, are both refused: no result
+    overwrites another.
+
+    Args:
+        inputs: files, folders and glob patterns.
+        out_dir: the output folder.
+        image_format: "auto", "png" or "jpg".
+        warn: optional callable for one-line notes about folder entries
+            that are skipped (dangling links, link loops, ...).
+
+    Returns:
+        `(jobs, errors)` where errors are one-line messages for inputs that
+        match nothing or cannot be given an output of their own.
     """
     from uegan_tf.image_io import IMAGE_EXTENSIONS
+    from uegan_tf.image_io import find_images
     from uegan_tf.video import VIDEO_EXTENSIONS
     from uegan_tf.video import is_video_path
 
     out_dir = pathlib.Path(out_dir)
+    out_real = out_dir.resolve()
     media = IMAGE_EXTENSIONS + VIDEO_EXTENSIONS
     jobs, errors, seen = [], [], set()
 
@@ -119,6 +165,10 @@ def expand_inputs(inputs, out_dir, image_format="auto"):
             return path.with_suffix(".jpg").name
         return path.with_suffix(".png").name
 
+    def in_output_tree(path):
+        real = path.resolve()
+        return real == out_real or out_real in real.parents
+
     def add(src, dst):
         key = src.resolve()
         if key in seen:
@@ -127,17 +177,26 @@ def expand_inputs(inputs, out_dir, image_format="auto"):
         jobs.append(Job(src, dst, is_video_path(src)))
 
     for item in inputs:
+        if not str(item).strip():
+            # pathlib turns "" into "." (the current folder, recursively):
+            # an empty argument is almost always an unset shell variable.
+            errors.append(
+                f"{item!r}: empty path (give . for the current folder)"
+            )
+            continue
         path = pathlib.Path(item).expanduser()
         if path.is_dir():
-            found = sorted(
-                p
-                for p in path.rglob("*")
-                if p.is_file()
-                and p.suffix.lower() in media
-                and not any(
-                    part.startswith(".") for part in p.relative_to(path).parts
+            if in_output_tree(path):
+                errors.append(
+                    f"{path}: is inside the output folder {out_dir}; "
+                    "outputs are never read back"
                 )
-            )
+                continue
+            skipped = []
+            found = find_images(path, media, exclude=[out_dir], skipped=skipped)
+            for bad, reason in skipped:
+                if warn:
+                    warn(f"{bad}: skipped, {reason}")
             if not found:
                 errors.append(f"{path}: folder has no images or videos")
             for p in found:
@@ -149,21 +208,60 @@ def expand_inputs(inputs, out_dir, image_format="auto"):
             matches = sorted(
                 pathlib.Path(m) for m in glob.glob(str(item), recursive=True)
             )
-            matches = [m for m in matches if m.is_file()]
+            matches = [
+                m for m in matches if m.is_file() and not in_output_tree(m)
+            ]
             if not matches:
                 errors.append(f"{item}: no file matches this pattern")
             for m in matches:
                 add(m, out_dir / out_name(m))
         else:
             errors.append(f"{item}: no such file or folder")
-    # Two inputs mapping to one output (same name in different places).
-    counts = {}
-    for job in jobs:
-        counts[job.dst] = counts.get(job.dst, 0) + 1
-    for job in jobs:
-        if counts[job.dst] > 1:
-            job.dst = job.dst.with_name(f"{job.src.parent.name}_{job.dst.name}")
-    return jobs, errors
+    refused = _separate_outputs(jobs)
+    for job, reason in refused:
+        errors.append(f"{job.src}: {reason}")
+    refused_jobs = {id(job) for job, _ in refused}
+    return [j for j in jobs if id(j) not in refused_jobs], errors
+
+
+def _separate_outputs(jobs):
+    """Give every job its own output path; returns the jobs refused.
+
+    `photo.bmp` and `photo.webp` both map to `photo.png`; `a/x.jpg` and
+    `b/x.jpg` both to `x.jpg`. Colliding outputs first keep their source
+    extension (`photo_bmp.png`, `photo_webp.png`), then, if they still
+    collide, their source folder's name (`a_x.jpg`). Jobs that still
+    collide, or whose output would replace one of the inputs, are refused
+    with a reason (`[(job, reason)]`), before any work is done.
+    """
+
+    def colliding():
+        counts = {}
+        for job in jobs:
+            counts[job.dst] = counts.get(job.dst, 0) + 1
+        return [job for job in jobs if counts[job.dst] > 1]
+
+    for job in colliding():
+        ext = job.src.suffix.lower().lstrip(".") or "noext"
+        job.dst = job.dst.with_name(f"{job.dst.stem}_{ext}{job.dst.suffix}")
+    for job in colliding():
+        job.dst = job.dst.with_name(f"{job.src.parent.name}_{job.dst.name}")
+    refused = [
+        (
+            job,
+            f"its output name {job.dst} collides with another input's; "
+            "rename one of them",
+        )
+        for job in colliding()
+    ]
+    sources = {job.src.resolve() for job in jobs}
+    refused += [
+        (job, f"its output {job.dst} would replace an input")
+        for job in jobs
+        if job.dst.resolve() in sources
+        and all(job is not r for r, _ in refused)
+    ]
+    return refused
 
 
 def run(cfg, log=print, err=None, progress=True):
@@ -180,13 +278,16 @@ def run(cfg, log=print, err=None, progress=True):
         OSError: the output folder cannot be created or written.
     """
     import numpy as np
+    import tensorflow as tf
     from tqdm import tqdm
 
     from uegan_tf.image_io import ImageReadError
+    from uegan_tf.image_io import ImageTooLargeError
     from uegan_tf.image_io import load_rgb
     from uegan_tf.image_io import save_rgb
     from uegan_tf.inference import Stylizer
     from uegan_tf.video import VideoError
+    from uegan_tf.video import is_short
     from uegan_tf.video import stylize_video
 
     # tqdm.write keeps one message per line while a progress bar is drawn.
@@ -195,10 +296,20 @@ def run(cfg, log=print, err=None, progress=True):
     out_dir.mkdir(parents=True, exist_ok=True)
     if not os.access(out_dir, os.W_OK):
         raise OSError(f"output folder is not writable: {out_dir}")
-    jobs, errors = expand_inputs(cfg.inputs, out_dir, cfg.image_format)
+    jobs, errors = expand_inputs(
+        cfg.inputs,
+        out_dir,
+        cfg.image_format,
+        warn=lambda msg: err(f"warning: {msg}"),
+    )
     for e in errors:
         err(f"error: {e}")
     failures = len(errors)
+    # Half-written outputs of a killed earlier run (hidden .part / video
+    # temporaries): nothing else will ever remove them.
+    for folder in sorted({job.dst.parent for job in jobs} | {out_dir}):
+        for path in clean_stale_temps(folder):
+            log(f"removed {path}, left by an interrupted run")
     todo = []
     for job in jobs:
         if job.dst.exists() and not cfg.overwrite:
@@ -234,7 +345,7 @@ def run(cfg, log=print, err=None, progress=True):
     )
     for job in bar:
         try:
-            rgb = load_rgb(job.src, min_side=4)
+            rgb = load_rgb(job.src, min_side=4, max_pixels=cfg.max_pixels)
             rgb = stylizer.prepare(rgb)
             out = stylizer(rgb)
             if cfg.side_by_side:
@@ -244,6 +355,14 @@ def run(cfg, log=print, err=None, progress=True):
                 bar.write(f"{job.src} -> {job.dst}")
             else:
                 log(f"{job.src} -> {job.dst}")
+        except ImageTooLargeError as e:
+            need = -(-e.pixels // 1_000_000)
+            err(
+                f"error: {e}; --max_megapixels={need} would admit it "
+                f"(~{(STYLIZE_BASE_MB + need * MB_PER_MEGAPIXEL) / 1000:.1f} "
+                "GB of memory)"
+            )
+            failures += 1
         except (ImageReadError, ValueError) as e:
             err(
                 f"error: {e}"
@@ -253,6 +372,15 @@ def run(cfg, log=print, err=None, progress=True):
             failures += 1
         except OSError as e:
             err(f"error: {job.src}: cannot write {job.dst} ({e.strerror or e})")
+            failures += 1
+        except (tf.errors.OpError, MemoryError) as e:
+            # Out of memory or a kernel refusing this size: this input
+            # fails, the others still run.
+            reason = str(e).strip().splitlines()[0] if str(e).strip() else ""
+            err(
+                f"error: {job.src}: cannot stylize "
+                f"({type(e).__name__}{': ' + reason if reason else ''})"
+            )
             failures += 1
     for job in videos:
         start = time.time()
@@ -279,10 +407,17 @@ def run(cfg, log=print, err=None, progress=True):
                 temporal_smoothing=cfg.temporal_smoothing,
                 side_by_side=cfg.side_by_side,
                 progress=report,
+                allow_short=cfg.allow_short_video,
             )
             rate = info["frames"] / max(time.time() - start, 1e-6)
             for b in bars:
                 b.close()
+            if is_short(info["frames"], info["declared"]):
+                err(
+                    f"warning: {job.src}: only {info['frames']} of the "
+                    f"{info['declared']} frames its header declares were "
+                    "decoded (kept: --allow_short_video)"
+                )
             log(
                 f"{job.src} -> {job.dst} ({info['frames']} frames at "
                 f"{float(info['fps']):.3g} fps, "
@@ -297,6 +432,8 @@ def run(cfg, log=print, err=None, progress=True):
                 if isinstance(e, VideoError)
                 else f"error: {job.src}: {e}"
             )
+            if cfg.verbose and getattr(e, "detail", None):
+                err(e.detail.rstrip())
             failures += 1
     return failures
 
@@ -356,6 +493,27 @@ def define_flags():
         ["auto", "png", "jpg"],
     )
     define("bool", "examples", False, "Stylize the bundled example photos.")
+    define(
+        "bool",
+        "allow_short_video",
+        False,
+        "Accept videos that decode fewer frames than their header declares "
+        "(truncated files); without it they fail.",
+    )
+    define(
+        "float",
+        "max_megapixels",
+        d.max_pixels / 1e6,
+        "Refuse larger images (read from the header). The default fits a "
+        f"~4.6 GB memory budget; each megapixel more needs ~"
+        f"{MB_PER_MEGAPIXEL} MB.",
+    )
+    define(
+        "bool",
+        "verbose",
+        False,
+        "Show TensorFlow's start-up log and ffmpeg's full messages.",
+    )
 
 
 def config_from_flags(argv):
@@ -380,6 +538,9 @@ def config_from_flags(argv):
         batch=f.batch,
         temporal_smoothing=f.temporal_smoothing,
         image_format=f.format,
+        allow_short_video=f.allow_short_video,
+        verbose=f.verbose,
+        max_pixels=round(f.max_megapixels * 1e6),
     ).validate()
 
 
@@ -416,9 +577,44 @@ def main(argv):
     return 0
 
 
+HELP_OPTIONS = ("-h", "--help", "-?", "--help=true")
+USAGE = """\
+  uegan stylize INPUTS... [--out_dir=DIR] [--style=NAME | --model=PATH]
+  uegan stylize --examples [--out_dir=DIR]
+
+INPUTS are image or video files, folders (searched recursively) and globs.
+Each bad input prints one `error:` line and the others are still processed;
+exit code 1 if any input failed, 2 for usage errors."""
+
+
+def help_text():
+    """`--help`: the usage and this command's own flags, nothing else.
+
+    absl's `--help` lists the flags of the `__main__` module, which for
+    `uegan stylize` is the `uegan` launcher (no flags), so stylize's flags
+    only showed at the end of `--helpfull`, after TensorFlow's.
+    """
+    define_flags()
+    lines = flags.FLAGS.module_help(sys.modules[__name__]).splitlines()
+    own = "\n".join(lines[2:])  # drop the module header
+    return (
+        f"usage:\n{USAGE}\n\nflags:\n{own}\n\n"
+        "(--helpfull also lists TensorFlow's and absl's flags)"
+    )
+
+
 def cli(argv=None):
     """Entry point: `python -m uegan_tf.stylize` / `uegan stylize`."""
+    from uegan_tf.quiet import quiet_tensorflow
+    from uegan_tf.quiet import wants_verbose
+
+    argv = list(sys.argv if argv is None else argv)
+    args = argv[1 : argv.index("--")] if "--" in argv else argv[1:]
+    if any(a in HELP_OPTIONS for a in args):
+        print(help_text())
+        sys.exit(0)
     define_flags()
+    quiet_tensorflow(wants_verbose(argv))
     app.run(lambda a: sys.exit(main(a)), argv=argv)
 
 

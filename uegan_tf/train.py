@@ -14,8 +14,6 @@ from absl import app
 from absl import flags
 from absl import logging
 
-from uegan_tf import flags as uflags
-
 
 def main(argv):
     if len(argv) > 1:
@@ -23,6 +21,7 @@ def main(argv):
         return 2
     import tensorflow as tf
 
+    from uegan_tf import flags as uflags
     from uegan_tf import trainer as trainer_lib
     from uegan_tf.fileutil import write_text_atomic
 
@@ -39,8 +38,14 @@ def main(argv):
     if flags.FLAGS.dry_run:
         print(trainer_lib.config_summary(cfg))
         return 0
+    from uegan_tf.data.pipeline import CorruptRecordsError
+
     try:
         trainer = trainer_lib.Trainer(cfg)
+    except CorruptRecordsError as e:
+        # The data is damaged, not the command: a failed input.
+        print(f"error: {e}", file=sys.stderr)
+        return 1
     except (ValueError, FileNotFoundError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
@@ -56,6 +61,19 @@ def main(argv):
     except trainer_lib.TrainingDivergedError as e:
         print(f"error: training diverged: {e}", file=sys.stderr)
         return 1
+    except tf.errors.DataLossError as e:
+        # The shards were whole at start (Trainer checks them) but one
+        # became unreadable since; which one, TF does not say.
+        from uegan_tf.data.pipeline import remake_hint
+
+        reason = str(e).strip().splitlines()[0] if str(e).strip() else ""
+        print(
+            f"error: a records file in {cfg.data.records_dir} became "
+            f"unreadable during training ({reason}); "
+            f"{remake_hint(cfg.data.records_dir)}",
+            file=sys.stderr,
+        )
+        return 1
     print(
         f"done: step {result['step']} ({result['phase']} phase); "
         f"checkpoints in {cfg.workdir}/checkpoints"
@@ -64,7 +82,15 @@ def main(argv):
 
 
 def run():
+    from uegan_tf.quiet import define_verbose_flag
+    from uegan_tf.quiet import quiet_tensorflow
+
+    # First: uegan_tf.flags imports TensorFlow (through the data modules).
+    quiet_tensorflow()  # reads --verbose from sys.argv
+    from uegan_tf import flags as uflags
+
     uflags.define_train_flags()
+    define_verbose_flag()
     app.run(lambda argv: sys.exit(main(argv)))
 
 

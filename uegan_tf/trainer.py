@@ -19,6 +19,7 @@ import json
 import math
 import os
 import pathlib
+import shutil
 import signal
 import time
 
@@ -31,6 +32,7 @@ from uegan_tf import summaries
 from uegan_tf.config import TrainConfig
 from uegan_tf.data.pipeline import build_train_dataset
 from uegan_tf.data.pipeline import load_validation_images
+from uegan_tf.data.pipeline import verify_shards
 from uegan_tf.data.prepare import read_manifest
 from uegan_tf.fileutil import write_text_atomic
 from uegan_tf.models import build_discriminator
@@ -126,6 +128,8 @@ class Trainer:
                 f"{self.num_replicas} replicas"
             )
         self.manifest = read_manifest(cfg.data.records_dir)
+        # Before anything is built: a truncated shard fails here, by name.
+        verify_shards(cfg.data.records_dir)
         self.steps_per_epoch = derive_steps_per_epoch(cfg, self.manifest)
         self.init_steps = cfg.init_epochs * self.steps_per_epoch
         self.total_steps = cfg.epochs * self.steps_per_epoch
@@ -421,6 +425,48 @@ class Trainer:
             self.log(f"no sample grids: {e}")
             return None
 
+    def _remove_interrupted_saves(self):
+        """Delete `ckpt-N_temp/` folders of saves that a kill interrupted.
+
+        `CheckpointManager` writes each checkpoint into `<prefix>_temp/`
+        and renames its files into place when complete; a kill in between
+        leaves the folder, which no later save or restore ever removes.
+        The chief is the only writer of this folder.
+        """
+        folder = pathlib.Path(self.manager.directory)
+        for path in sorted(folder.glob("ckpt-*_temp")):
+            if path.is_dir():
+                shutil.rmtree(path, ignore_errors=True)
+                self.log(f"removed {path}, an interrupted checkpoint write")
+
+    def _truncate_metrics(self, step):
+        """Drop `metrics.jsonl` lines after the resumed step.
+
+        Steps logged after the last checkpoint are trained again after a
+        resume; without this they would appear twice (73 lines for 60
+        steps). A half-written last line (a kill mid-write) goes too.
+        """
+        path = self.workdir / "metrics.jsonl"
+        if not path.exists():
+            return
+        kept, dropped = [], 0
+        for line in path.read_text().splitlines():
+            try:
+                record = json.loads(line)
+                keep = int(record["step"]) <= step
+            except (ValueError, KeyError, TypeError):
+                keep = False
+            if keep:
+                kept.append(line)
+            else:
+                dropped += 1
+        if dropped:
+            write_text_atomic(path, "".join(f"{line}\n" for line in kept))
+            self.log(
+                f"metrics.jsonl: dropped {dropped} line(s) after step {step}, "
+                "which will be trained again"
+            )
+
     def _write_config(self):
         self.workdir.mkdir(parents=True, exist_ok=True)
         payload = self.cfg.to_dict()
@@ -453,7 +499,9 @@ class Trainer:
             str(self.workdir / "tensorboard")
         )
         self._val_images = self._load_val_images()
+        self._remove_interrupted_saves()
         step = self.restore()
+        self._truncate_metrics(step)
         metrics = {}
         if step >= self.total_steps:
             self.log(f"already trained: step {step} >= {self.total_steps}")
@@ -583,7 +631,10 @@ def load_generator_from_workdir(workdir, step=None):
 
     Raises:
         FileNotFoundError: not a work dir, or no (such) checkpoint.
+        ValueError: the checkpoint files are corrupt or truncated.
     """
+    from uegan_tf.importers import corrupt_checkpoint_as_value_error
+
     workdir = pathlib.Path(workdir)
     cfg = load_workdir_config(workdir)
     if cfg is None:
@@ -605,9 +656,10 @@ def load_generator_from_workdir(workdir, step=None):
     generator = build_generator(
         unet=cfg.model.unet, upsample=cfg.model.upsample
     )
-    tf.train.Checkpoint(generator=generator).read(path).expect_partial()
-    reader = tf.train.load_checkpoint(path)
-    saved_step = int(reader.get_tensor("step/.ATTRIBUTES/VARIABLE_VALUE"))
+    with corrupt_checkpoint_as_value_error(path):
+        tf.train.Checkpoint(generator=generator).read(path).expect_partial()
+        reader = tf.train.load_checkpoint(path)
+        saved_step = int(reader.get_tensor("step/.ATTRIBUTES/VARIABLE_VALUE"))
     return generator, {"step": saved_step, "checkpoint": path, "config": cfg}
 
 

@@ -18,12 +18,79 @@ import imageio_ffmpeg
 import numpy as np
 
 from uegan_tf.fileutil import publish
+from uegan_tf.fileutil import temp_prefix
 
 VIDEO_EXTENSIONS = (".mp4", ".mov", ".mkv", ".avi", ".webm", ".m4v")
 
 
 class VideoError(Exception):
-    """A video that cannot be stylized; `str()` is one line."""
+    """A video that cannot be stylized; `str()` is one line.
+
+    `detail` keeps ffmpeg's full output (its version, build configuration
+    and every log line), for `--verbose` only: users, and the web app's
+    visitors, get the one line.
+    """
+
+    def __init__(self, message, detail=None):
+        super().__init__(message)
+        self.detail = detail
+
+
+# ffmpeg lines that say what is wrong, most telling first.
+_FFMPEG_REASONS = (
+    "partial file",
+    "moov atom not found",
+    "Invalid data found",
+    "could not find codec",
+    "Could not find codec parameters",
+    "error",
+)
+# Decoded frames may fall short of duration x fps by this much (rounding
+# of the container duration, a last frame shorter than 1/fps, an audio
+# track that ends a little after the video) without the file being
+# truncated.
+SHORT_VIDEO_TOLERANCE = (2, 0.05)  # frames, fraction of the declared count
+
+
+def ffmpeg_reason(text):
+    """The one line of an ffmpeg log that says what went wrong.
+
+    Drops the banner and the "[demuxer @ 0x...]" prefixes; falls back to
+    the last non-empty line.
+    """
+    lines = [
+        re.sub(r"^(\[[^\]]*\]\s*)+", "", line).strip()
+        for line in str(text).splitlines()
+    ]
+    lines = [
+        line
+        for line in lines
+        if line
+        and not line.startswith(
+            ("ffmpeg version", "built with", "configuration:", "lib")
+        )
+        and line not in ("Conversion failed!", "=== stderr ===")
+    ]
+    for needle in _FFMPEG_REASONS:
+        for line in lines:
+            if needle.lower() in line.lower():
+                return line
+    return lines[-1] if lines else "ffmpeg failed"
+
+
+def declared_frames(info):
+    """Frames a video declares in its header: duration x fps (or None)."""
+    if not info.get("duration") or not info.get("fps"):
+        return None
+    return round(info["duration"] * float(info["fps"]))
+
+
+def is_short(decoded, declared):
+    """Whether `decoded` frames fall short of `declared` beyond tolerance."""
+    if not declared:
+        return False
+    frames, fraction = SHORT_VIDEO_TOLERANCE
+    return decoded + max(frames, round(fraction * declared)) < declared
 
 
 def is_video_path(path):
@@ -51,7 +118,9 @@ def probe(path):
     )
     text = proc.stderr
     if "Invalid data found" in text or "could not find codec" in text:
-        raise VideoError(f"{path}: not a readable video")
+        raise VideoError(
+            f"{path}: not a readable video ({ffmpeg_reason(text)})", text
+        )
     video = re.search(r"Stream #\S+.*?: Video: .*?(\d{2,5})x(\d{2,5})", text)
     fps = re.search(r"(\d+(?:\.\d+)?) fps", text)
     duration = re.search(r"Duration: (\d+):(\d+):(\d+(?:\.\d+)?)", text)
@@ -115,6 +184,7 @@ def stylize_video(
     side_by_side=False,
     progress=None,
     quality=7,
+    allow_short=False,
 ):
     """Stylize a video file frame by frame into an H.264 MP4 (or `dst` type).
 
@@ -130,19 +200,29 @@ def stylize_video(
         side_by_side: input and output next to each other.
         progress: callable(frames_done) for progress reporting.
         quality: ffmpeg quality 0-10 (imageio-ffmpeg scale).
+        allow_short: publish the output of a video that decodes fewer
+            frames than its header declares (a truncated file); by default
+            that is an error and nothing is written.
 
     Returns:
-        dict with "frames", "fps", "audio", "size".
+        dict with "frames", "fps", "audio", "size" and "declared" (the
+        header's frame count, or None).
 
     Raises:
-        VideoError: unreadable video, no frames.
+        VideoError: unreadable video, no frames, fewer frames than declared
+            (unless `allow_short`).
     """
     info = probe(src)
+    declared = declared_frames(info)
     reader = imageio_ffmpeg.read_frames(str(src))
     try:
         meta = next(reader)
     except (StopIteration, RuntimeError, OSError) as e:
-        raise VideoError(f"{src}: cannot decode ({e})") from None
+        # imageio-ffmpeg puts ffmpeg's whole log (banner, build
+        # configuration, ...) into the message: keep one line of it.
+        raise VideoError(
+            f"{src}: cannot decode the video ({ffmpeg_reason(e)})", str(e)
+        ) from None
     width, height = meta["size"]
     fps = info["fps"] or fractions.Fraction(meta.get("fps") or 25)
     frame_bytes = width * height * 3
@@ -154,8 +234,11 @@ def stylize_video(
 
     dst = pathlib.Path(dst)
     dst.parent.mkdir(parents=True, exist_ok=True)
+    # ffmpeg picks the container from the suffix: keep it last.
     fd, tmp = tempfile.mkstemp(
-        prefix=f".{dst.stem}.", suffix=dst.suffix or ".mp4", dir=dst.parent
+        prefix=temp_prefix(dst.stem),
+        suffix=dst.suffix or ".mp4",
+        dir=dst.parent,
     )
     os.close(fd)
     # Scale the stylized frame back to the source size if max_side shrank
@@ -206,15 +289,30 @@ def stylize_video(
             if progress:
                 progress(count)
 
-        for raw in reader:
-            if len(raw) != frame_bytes:
-                break  # a truncated last frame
-            pending.append(raw)
-            if len(pending) >= batch:
-                flush(pending)
-                pending = []
+        try:
+            for raw in reader:
+                if len(raw) != frame_bytes:
+                    break  # a truncated last frame
+                pending.append(raw)
+                if len(pending) >= batch:
+                    flush(pending)
+                    pending = []
+        except (RuntimeError, OSError) as e:
+            raise VideoError(
+                f"{src}: decoding failed after {count + len(pending)} "
+                f"frames ({ffmpeg_reason(e)})",
+                str(e),
+            ) from None
         if pending:
             flush(pending)
+        if is_short(count, declared) and not allow_short:
+            # A truncated file decodes its first frames and then stops
+            # without an error: refuse rather than publish a short video.
+            raise VideoError(
+                f"{src}: only {count} of the {declared} frames its header "
+                "declares could be decoded (truncated or damaged file); "
+                "nothing written (--allow_short_video keeps them)"
+            )
         writer.close()
         publish(tmp, dst)
     except BaseException:
@@ -229,6 +327,7 @@ def stylize_video(
         reader.close()
     return {
         "frames": count,
+        "declared": declared,
         "fps": fps,
         "audio": info["has_audio"],
         "size": (out_w, height),

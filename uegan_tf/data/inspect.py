@@ -1,9 +1,12 @@
 """Inspect prepared TFRecords: counts, shapes, value ranges, contact sheet."""
 
+import itertools
+
 import numpy as np
 import tensorflow as tf
 
 from uegan_tf.data import schema
+from uegan_tf.data.pipeline import corrupt_shard_error
 from uegan_tf.data.pipeline import gray3
 from uegan_tf.data.pipeline import list_shards
 from uegan_tf.data.prepare import read_manifest
@@ -23,7 +26,7 @@ def summarize(records_dir):
     for kind in schema.KINDS:
         files = list_shards(records_dir, kind)
         hs, ws, lo, hi, n = [], [], 255, 0, 0
-        for serialized in tf.data.TFRecordDataset(files):
+        for serialized, _ in _records_of(files, records_dir):
             ex = schema.parse_example(serialized, kind)
             images = [ex["image"]] + (
                 [ex["smooth"]] if kind == schema.STYLE else []
@@ -51,6 +54,20 @@ def summarize(records_dir):
     return out
 
 
+def _records_of(files, records_dir):
+    """`(serialized record, its file)`, one file at a time.
+
+    Raises:
+        CorruptRecordsError: a truncated or damaged file, by name.
+    """
+    for path in files:
+        try:
+            for serialized in tf.data.TFRecordDataset(path):
+                yield serialized, path
+        except tf.errors.DataLossError as e:
+            raise corrupt_shard_error(path, e, records_dir) from None
+
+
 def contact_sheet(records_dir, n=6, size=128):
     """A grid of examples: rows photo, style, style gray, smoothed gray.
 
@@ -61,8 +78,11 @@ def contact_sheet(records_dir, n=6, size=128):
     """
 
     def take(kind):
-        ds = tf.data.TFRecordDataset(list_shards(records_dir, kind))
-        return [schema.parse_example(s, kind) for s in ds.take(n)]
+        records = _records_of(list_shards(records_dir, kind), records_dir)
+        return [
+            schema.parse_example(s, kind)
+            for s, _ in itertools.islice(records, n)
+        ]
 
     def square(img):
         img = tf.cast(img, tf.float32)

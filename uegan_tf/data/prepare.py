@@ -20,7 +20,10 @@ from tqdm import tqdm
 
 from uegan_tf.data import schema
 from uegan_tf.data.preprocess import prepare_image
+from uegan_tf.fileutil import clean_stale_temps
+from uegan_tf.fileutil import output_dir_problem
 from uegan_tf.fileutil import publish
+from uegan_tf.fileutil import temp_prefix
 from uegan_tf.fileutil import write_text_atomic
 from uegan_tf.image_io import find_images
 
@@ -83,9 +86,16 @@ class PrepareConfig:
         return self
 
 
-def _folder_tasks(folder, what):
+def _folder_tasks(folder, what, skipped=None):
+    """One task per image under `folder`.
+
+    Entries that look like images but cannot be read as files (dangling
+    or looping symbolic links, a folder named `dir.jpg`) and symbolic
+    links to folders go to `skipped` as `{"source", "reason"}`.
+    """
+    found_skipped = []
     try:
-        files = find_images(folder)
+        files = find_images(folder, skipped=found_skipped)
     except FileNotFoundError:
         raise DataPreparationError(
             f"{what} folder not found: {folder}"
@@ -95,6 +105,11 @@ def _folder_tasks(folder, what):
             f"{what} folder has no images (.jpg .png .webp .bmp ...): {folder}"
         )
     root = pathlib.Path(folder)
+    if skipped is not None:
+        skipped.extend(
+            {"source": str(p.relative_to(root)), "reason": reason}
+            for p, reason in found_skipped
+        )
     return [{"path": str(f), "source": str(f.relative_to(root))} for f in files]
 
 
@@ -170,8 +185,8 @@ def _tfds_photo_tasks(cfg):
     return generate(), count
 
 
-def _style_tasks(cfg):
-    tasks = _folder_tasks(cfg.style_dir, "style")
+def _style_tasks(cfg, skipped=None):
+    tasks = _folder_tasks(cfg.style_dir, "style", skipped)
     smooth = {}
     if cfg.smooth_dir:
         for t in _folder_tasks(cfg.smooth_dir, "smooth"):
@@ -205,7 +220,7 @@ class _ShardWriter:
         self.writers = []
         for path in self.final:
             fd, tmp = tempfile.mkstemp(
-                prefix=f".{path.name}.", suffix=".part", dir=self.out_dir
+                prefix=temp_prefix(path.name), suffix=".part", dir=self.out_dir
             )
             os.close(fd)
             self.tmp.append(tmp)
@@ -334,10 +349,17 @@ def prepare_dataset(cfg, log=print):
             image in a source.
     """
     cfg.validate()
+    problem = output_dir_problem(cfg.out_dir)
+    if problem:
+        raise DataPreparationError(f"--out_dir: {problem}")
     # Collect inputs first, so that a bad folder fails before any work.
-    style_tasks = _style_tasks(cfg)
+    # Entries the folder walk cannot use are listed, never dropped silently.
+    walk_skipped = {schema.PHOTO: [], schema.STYLE: []}
+    style_tasks = _style_tasks(cfg, walk_skipped[schema.STYLE])
     if cfg.photo_dir is not None:
-        photo_tasks = _folder_tasks(cfg.photo_dir, "photo")
+        photo_tasks = _folder_tasks(
+            cfg.photo_dir, "photo", walk_skipped[schema.PHOTO]
+        )
         photo_count = len(photo_tasks)
         if cfg.max_photos:
             photo_count = min(photo_count, cfg.max_photos)
@@ -352,8 +374,13 @@ def prepare_dataset(cfg, log=print):
                 else cfg.max_photos
             )
         photo_from = cfg.photo_source
+    for kind, entries in walk_skipped.items():
+        for s in entries:
+            log(f"skipped {kind} {s['source']}: {s['reason']}")
     out = pathlib.Path(cfg.out_dir)
     out.mkdir(parents=True, exist_ok=True)
+    for path in clean_stale_temps(out):
+        log(f"removed {path.name}, left by an interrupted run")
     old = {
         p.name for k in schema.KINDS for p in out.glob(schema.shard_pattern(k))
     }
@@ -403,8 +430,14 @@ def prepare_dataset(cfg, log=print):
             round(m - g, 4),
             round(m - r, 4),
         ],
-        "skipped": [{"kind": schema.PHOTO, **s} for s in photo_skipped]
-        + [{"kind": schema.STYLE, **s} for s in style_skipped],
+        "skipped": [
+            {"kind": kind, **s}
+            for kind, entries in (
+                (schema.PHOTO, walk_skipped[schema.PHOTO] + photo_skipped),
+                (schema.STYLE, walk_skipped[schema.STYLE] + style_skipped),
+            )
+            for s in entries
+        ],
     }
     write_text_atomic(out / schema.MANIFEST, json.dumps(manifest, indent=2))
     # Shards of an earlier run with other shard counts are now stale.
