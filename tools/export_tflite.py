@@ -27,7 +27,8 @@ TFLite models take float32 `[1, H, W, 3]` in [-1, 1] and return the same
 (default) makes H and W dynamic when the converter can handle the graph,
 and falls back to `--fixed_size` otherwise (the report says why). Int8 is
 calibrated on `--representative_dir` photos fitted to the fixed size
-(scikit-image's sample photos when not given). See `export/README.md`.
+(the bundled example photos, whole and in quadrants, when not given).
+See `export/README.md`.
 """
 
 import sys
@@ -94,13 +95,13 @@ _FIXED_SIZE = flags.DEFINE_string(
 _REPRESENTATIVE_DIR = flags.DEFINE_string(
     "representative_dir",
     None,
-    "Photos for int8 calibration (default: scikit-image's sample photos).",
+    "Photos for int8 calibration (default: the bundled example photos).",
 )
 _VAL_DIR = flags.DEFINE_string(
     "val_dir",
     None,
     "Photos for the PSNR checks (default: "
-    "--representative_dir, else scikit-image's sample photos).",
+    "--representative_dir, else the bundled example photos).",
 )
 _CALIBRATION_STEPS = flags.DEFINE_integer(
     "calibration_steps", 100, "At most this many calibration photos."

@@ -78,24 +78,12 @@ PSNR_PEAK = 2.0
 ONNX_OPSET = 17
 DEFAULT_FIXED_SIZE = (256, 256)
 
-# Photos bundled with scikit-image (no download), used when no photo folder
-# is given: calibration and checks then still run on real photographs.
-SAMPLE_PHOTOS = (
-    "astronaut",
-    "coffee",
-    "chelsea",
-    "rocket",
-    "motorcycle",
-    "camera",
-    "coins",
-    "immunohistochemistry",
-    "hubble_deep_field",
-    "brick",
-    "grass",
-    "gravel",
-    "moon",
-    "retina",
-)
+# Photos shipped inside the package (`uegan_tf/examples/`, in the wheel),
+# used when no photo folder is given: calibration and checks then run on
+# real photographs on a plain `pip install ".[export]"`. scikit-image (a
+# `dev` extra only) must not be needed here (issue 14).
+EXAMPLES_DIR = pathlib.Path(__file__).resolve().parent / "examples"
+SAMPLE_PHOTOS = ("astronaut", "coffee", "chelsea", "rocket")
 
 
 class ExportError(Exception):
@@ -150,7 +138,7 @@ class ExportOptions:
         fixed_size: `(H, W)` of the `serve_tflite` signature when `size` is
             None, and of the int8 calibration crops.
         representative_dir: photos for int8 calibration (None: the
-            scikit-image sample photos).
+            bundled example photos).
         val_dir: photos for the PSNR checks (None: `representative_dir`).
         calibration_steps: at most this many calibration images.
         num_eval_images: at most this many check images.
@@ -551,33 +539,34 @@ def load_photos(folder, size, max_images):
     return photos
 
 
-def sample_photos(size, names=SAMPLE_PHOTOS):
-    """scikit-image's bundled sample photos, as uint8 RGB fitted to `size`.
+def sample_photos(size, names=SAMPLE_PHOTOS, quadrants=False):
+    """The bundled example photos, as uint8 RGB fitted to `size`.
 
-    Grayscale ones are replicated to three channels.
+    Args:
+        size: `(H, W)`.
+        names: example photo stems (`uegan_tf/examples/<name>.jpg`).
+        quadrants: instead of each whole photo, its four quadrants (each
+            fitted to `size`): four times as many, different views for int8
+            calibration from the only four photos the package ships.
 
     Raises:
-        ExportError: scikit-image is not installed.
+        ExportError: an example photo is missing (a broken install).
     """
-    try:
-        from skimage import data
-    except ImportError:
-        raise ExportError(
-            "no photo folder given and scikit-image is not installed"
-        ) from None
     photos = []
     for name in names:
-        if name == "motorcycle":
-            image = data.stereo_motorcycle()[0]
-        else:
-            try:
-                image = getattr(data, name)()
-            except Exception:  # absent or needs a download in this version
-                continue
-        image = np.asarray(image)
-        if image.ndim == 2:
-            image = np.stack([image] * 3, axis=-1)
-        photos.append(fit_image(image[..., :3].astype(np.uint8), size))
+        path = EXAMPLES_DIR / f"{name}.jpg"
+        try:
+            image = load_rgb(path, min_side=8)
+        except (OSError, ValueError) as e:
+            raise ExportError(f"bundled example photo: {e}") from None
+        if not quadrants:
+            photos.append(fit_image(image, size))
+            continue
+        h, w = image.shape[0] // 2, image.shape[1] // 2
+        for top in (0, h):
+            for left in (0, w):
+                crop = image[top : top + h, left : left + w]
+                photos.append(fit_image(crop, size))
     return photos
 
 
@@ -957,10 +946,13 @@ def export_generator(generator, options, log=print):
             options.representative_dir, fixed, options.calibration_steps
         )
     elif needs_calibration:
-        calib_photos = sample_photos(fixed)[: options.calibration_steps]
+        # Whole photos and their quadrants: 20 calibration images.
+        calib_photos = (
+            sample_photos(fixed) + sample_photos(fixed, quadrants=True)
+        )[: options.calibration_steps]
         log(
-            f"int8 calibration on {len(calib_photos)} scikit-image sample "
-            "photos (no --representative_dir)"
+            f"int8 calibration on {len(calib_photos)} views of the bundled "
+            "example photos (no --representative_dir)"
         )
     if options.num_eval_images:
         source = options.val_dir or options.representative_dir
