@@ -290,11 +290,14 @@ def stylize(
     return encode_png(result[0])
 
 
-def main(argv=None):
+def build_parser():
+    """The CLI's argument parser (tests parse the READMEs' commands)."""
     parser = argparse.ArgumentParser(
         description="Stylize an image through TensorFlow Serving."
     )
     parser.add_argument("input", help="input image file")
+    # Required, not defaulted: the client never writes a file the user did
+    # not name (no silent overwrite next to the input).
     parser.add_argument("output", help="output PNG file")
     parser.add_argument("--protocol", choices=PROTOCOLS, default="rest")
     parser.add_argument(
@@ -307,7 +310,11 @@ def main(argv=None):
     parser.add_argument("--version", type=int, default=None)
     parser.add_argument("--mode", choices=sorted(MODES), default="bytes")
     parser.add_argument("--timeout", type=float, default=60.0)
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
     try:
         with open(args.input, "rb") as f:
             data = f.read()

@@ -20,6 +20,7 @@ import io
 import json
 import pathlib
 import re
+import shlex
 import threading
 
 import keras
@@ -431,3 +432,31 @@ def test_models_config_parses():
     assert model.base_path == f"/models/{MODEL}"
     assert model.model_platform == "tensorflow"
     assert model.model_version_policy.latest.num_versions == 1
+
+
+def _readme_commands(readme, program):
+    """The `python <program> ...` commands in `readme`'s code blocks.
+
+    Backslash continuations are joined; `# comments` are dropped.
+    """
+    text = re.sub(r"\\\n\s*", " ", (REPO / readme).read_text())
+    return [
+        shlex.split(line, comments=True)
+        for line in text.splitlines()
+        if line.strip().startswith(f"python {program}")
+    ]
+
+
+@pytest.mark.parametrize("readme", ["README.md", "export/README.md"])
+def test_readme_client_commands_parse(readme):
+    """Each documented client command is accepted by the client's parser.
+
+    README.md's example once left out the required output file (issue 14);
+    argparse then exits, which fails this test.
+    """
+    commands = _readme_commands(readme, "export/client.py")
+    assert commands, f"no client command found in {readme}"
+    for command in commands:
+        args = client.build_parser().parse_args(command[2:])
+        assert args.input == "photo.jpg"
+        assert args.output.endswith(".png")
