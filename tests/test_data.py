@@ -21,7 +21,9 @@ from uegan_tf.data.edge_smooth import edge_smooth
 from uegan_tf.data.inspect import contact_sheet
 from uegan_tf.data.inspect import summarize
 from uegan_tf.data.pipeline import build_train_dataset
+from uegan_tf.data.pipeline import list_shards
 from uegan_tf.data.pipeline import load_validation_images
+from uegan_tf.data.pipeline import read_records
 from uegan_tf.data.prepare import DataPreparationError
 from uegan_tf.data.prepare import PrepareConfig
 from uegan_tf.data.prepare import prepare_dataset
@@ -148,6 +150,41 @@ def test_pipeline_distributed_over_two_replicas(tmp_path, two_replicas):
     batch = next(iter(dist))
     parts = strategy.experimental_local_results(batch["photo"])
     assert [p.shape for p in parts] == [(2, 32, 32, 3)] * 2
+
+
+@pytest.mark.parametrize("num_pipelines", [2, 8])
+def test_every_input_pipeline_gets_both_domains(tmp_path, num_pipelines):
+    """Records, not files, are split between input pipelines (issue 14).
+
+    2 files per kind: split by file, pipelines 2+ got no data at all.
+    """
+    records = write_fake_records(
+        tmp_path, n_photo=12, n_style=10, size=24, shards=2
+    )
+    cfg = DataConfig(records_dir=str(records), crop_size=16, shuffle_buffer=4)
+    seen = {kind: [] for kind in schema.KINDS}
+    for i in range(num_pipelines):
+        ctx = tf.distribute.InputContext(
+            num_input_pipelines=num_pipelines,
+            input_pipeline_id=i,
+            num_replicas_in_sync=num_pipelines,
+        )
+        # A full training batch (photo and style) from this pipeline.
+        batch = next(iter(build_train_dataset(cfg, num_pipelines, ctx)))
+        assert batch["photo"].shape == (1, 16, 16, 3)
+        assert batch["anime"].shape == (1, 16, 16, 3)
+        for kind in schema.KINDS:
+            files = list_shards(records, kind)
+            assert len(files) == 2
+            seen[kind] += [
+                schema.parse_example(r, kind)["source"].numpy()
+                for r in read_records(files, ctx)
+            ]
+    # One epoch over all pipelines: every record exactly once.
+    for kind in schema.KINDS:
+        every = [r["source"].numpy() for r in _records(records, kind)]
+        assert sorted(seen[kind]) == sorted(every)
+        assert len(set(every)) == len(every) == {"photo": 12, "style": 10}[kind]
 
 
 def test_edge_smoothing_changes_edges_only():

@@ -58,8 +58,12 @@ def write_image_folders(root, n_photo=6, n_style=4, size=(72, 96)):
     return root / "photo", root / "style"
 
 
-def write_fake_records(root, n_photo=6, n_style=4, size=64, workers=1):
+def write_fake_records(
+    root, n_photo=6, n_style=4, size=64, workers=1, shards=0
+):
     """Synthetic image folders prepared into TFRecords at `root/records`.
+
+    `shards`: files per kind (0: the default, one file for few images).
 
     Returns:
         The records folder path.
@@ -80,6 +84,7 @@ def write_fake_records(root, n_photo=6, n_style=4, size=64, workers=1):
             size=size,
             min_side=16,
             workers=workers,
+            shards=shards,
         ),
         log=lambda msg: None,
     )

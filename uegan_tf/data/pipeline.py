@@ -170,25 +170,50 @@ def augment(images, crop_size, seed, short_side=0, flip=True):
     return x / 127.5 - 1.0
 
 
-def _records(files, input_context, seed):
+# File-order shuffle seed shared by all input pipelines of an unseeded run:
+# record sharding needs every pipeline to see the records in the same order.
+_SHARED_FILE_SEED = 14
+
+
+def read_records(files, input_context=None, seed=None):
+    """Serialized records of `files`: this input pipeline's share.
+
+    Sharded by record, not by file (issue 14): shards hold ~256 records,
+    so ~1,300 style images make 6 files and, split by file, workers 7-8 of
+    an 8-worker run got no style data at all. Every pipeline reads all
+    files in the same order (same-seed file shuffle, deterministic
+    interleave) and keeps every N-th record, so each one gets photos and
+    style images at any worker count, and together they read each record
+    once per epoch. An explicit `shard` rather than
+    `AutoShardPolicy.DATA`: `distribute_datasets_from_function` does not
+    auto-shard (the dataset_fn must), and sharding here, before decoding
+    and augmentation, drops the other pipelines' records unparsed.
+
+    Args:
+        files: TFRecord paths.
+        input_context: `tf.distribute.InputContext` or None (one pipeline).
+        seed: file-order shuffle seed; None: random unless sharded.
+    """
+    num = input_context.num_input_pipelines if input_context else 1
+    sharded = num > 1
+    file_seed = _SHARED_FILE_SEED if sharded and seed is None else seed
     ds = tf.data.Dataset.from_tensor_slices(files)
-    if input_context and input_context.num_input_pipelines > 1:
-        # One pipeline per worker host; each reads a disjoint set of shards.
-        ds = ds.shard(
-            input_context.num_input_pipelines, input_context.input_pipeline_id
-        )
-    ds = ds.shuffle(len(files), seed=seed)
-    return ds.interleave(
+    ds = ds.shuffle(len(files), seed=file_seed)
+    ds = ds.interleave(
         tf.data.TFRecordDataset,
         cycle_length=min(4, len(files)),
         num_parallel_calls=AUTOTUNE,
-        deterministic=seed is not None,
+        # Sharded pipelines must agree on the record order.
+        deterministic=sharded or seed is not None,
     )
+    if sharded:
+        ds = ds.shard(num, input_context.input_pipeline_id)
+    return ds
 
 
 def _stream(files, kind, batch_size, cfg, input_context, seed):
     """Shuffled, repeated, augmented, batched stream of one record kind."""
-    ds = _records(files, input_context, seed)
+    ds = read_records(files, input_context, seed)
     # Shuffle serialized records (small) before repeat: every epoch sees
     # each image once, and an iterator checkpoint stays a few MB.
     ds = ds.shuffle(
@@ -230,8 +255,8 @@ def build_train_dataset(cfg, global_batch_size, input_context=None, seed=None):
 
     Usable directly or as the `dataset_fn` of
     `strategy.distribute_datasets_from_function` (pass the input context:
-    the batch is then the per-replica batch and shards are split between
-    worker hosts).
+    the batch is then the per-replica batch and records are split between
+    input pipelines, see `read_records`).
 
     Args:
         cfg: a `uegan_tf.config.DataConfig` (records_dir, crop_size,
