@@ -317,3 +317,60 @@ def test_tf_checkpoint_round_trip_restores_every_weight(tmp_path):
     ).assert_consumed()
     for a, b in zip(g.weights + d.weights, g2.weights + d2.weights):
         np.testing.assert_array_equal(a.numpy(), b.numpy())
+
+
+def _numpy_power_iteration(kernel, u):
+    """One power iteration in float64: (new u, sigma) as in SpectralConv2D."""
+    w = np.asarray(kernel, np.float64).reshape(-1, kernel.shape[-1])
+    u = np.asarray(u, np.float64)
+    v = u @ w.T
+    v /= np.linalg.norm(v)
+    u = v @ w
+    u /= np.linalg.norm(u)
+    return u, (v @ w @ u.T).item()
+
+
+@pytest.fixture
+def mixed_float16():
+    """The mixed_float16 global policy, restored afterwards (even on error)."""
+    previous = keras.mixed_precision.global_policy()
+    keras.mixed_precision.set_global_policy("mixed_float16")
+    yield
+    keras.mixed_precision.set_global_policy(previous)
+
+
+def test_spectral_norm_power_iteration_in_float32_under_mixed_precision(
+    mixed_float16,
+):
+    """Under mixed_float16, u and sigma are float32-exact (issue 14).
+
+    The iteration used to read the float16 autocast kernel (and u): ~1e-3
+    relative errors, far above 1e-6.
+    """
+    from uegan_tf.models.layers import SpectralConv2D
+
+    keras.utils.set_random_seed(3)
+    layer = SpectralConv2D(16, name="sn")
+    x = tf.random.normal([1, 8, 8, 8])
+    layer(x)  # build
+    kernel = layer.kernel.numpy()
+    assert layer.kernel.dtype == layer.u.dtype == "float32"
+
+    # A training call (autocast scope active) updates u in float32.
+    u0 = layer.u.numpy()
+    y = layer(x, training=True)
+    assert y.dtype == tf.float16
+    u1, _ = _numpy_power_iteration(kernel, u0)
+    assert layer.u.dtype == "float32"
+    np.testing.assert_allclose(layer.u.numpy(), u1, rtol=1e-6, atol=1e-7)
+
+    # sigma as seen inside a mixed-precision layer call.
+    class Probe(keras.layers.Layer):
+        def call(self, x):
+            return layer.sigma(training=True)
+
+    u2, sigma = _numpy_power_iteration(kernel, layer.u.numpy())
+    got = Probe()(x)
+    assert got.dtype == tf.float32
+    np.testing.assert_allclose(got.numpy().item(), sigma, rtol=1e-6)
+    np.testing.assert_allclose(layer.u.numpy(), u2, rtol=1e-6, atol=1e-7)

@@ -376,10 +376,15 @@ class SpectralConv2D(keras.layers.Layer):
 
     def build(self, input_shape):
         k = self.kernel_size
+        # autocast=False: under mixed_float16 a read inside `call` would
+        # otherwise give the float16 copy, and the power iteration would
+        # run in float16 against the float32 `u` (issue 14). `call` casts
+        # the normalised kernel to the compute dtype itself.
         self.kernel = self.add_weight(
             name="kernel",
             shape=(k, k, input_shape[-1], self.filters),
             initializer=keras.initializers.RandomNormal(stddev=0.02),
+            autocast=False,
         )
         if self.spectral_norm:
             # Identical on every replica (same W, same u), so the mean
@@ -390,6 +395,7 @@ class SpectralConv2D(keras.layers.Layer):
                 initializer=keras.initializers.RandomNormal(stddev=1.0),
                 trainable=False,
                 aggregation="mean",
+                autocast=False,
             )
 
     def _padding(self):
@@ -403,13 +409,15 @@ class SpectralConv2D(keras.layers.Layer):
             return p, p
         return 1, max(self.kernel_size - self.strides - 1, 0)
 
-    def normalized_kernel(self, training=False):
-        """W / sigma(W) and, when training, the power-iteration update of u."""
-        kernel = tf.convert_to_tensor(self.kernel)
-        if not self.spectral_norm:
-            return kernel
-        w = tf.reshape(kernel, [-1, self.filters])  # [k*k*C_in, F]
-        u = tf.convert_to_tensor(self.u)  # [1, F]
+    def sigma(self, training=False):
+        """sigma(W), float32 `[1, 1]`; when training, also updates u.
+
+        One power iteration, always in float32 whatever the dtype policy:
+        in float16, u and sigma would carry ~1e-3 relative errors.
+        """
+        w = tf.cast(self.kernel, tf.float32)
+        w = tf.reshape(w, [-1, self.filters])  # [k*k*C_in, F]
+        u = tf.cast(self.u, tf.float32)  # [1, F]
         v = tf.math.l2_normalize(tf.matmul(u, w, transpose_b=True))
         u = tf.math.l2_normalize(tf.matmul(v, w))
         u = tf.stop_gradient(u)
@@ -417,7 +425,14 @@ class SpectralConv2D(keras.layers.Layer):
         sigma = tf.matmul(tf.matmul(v, w), u, transpose_b=True)  # [1, 1]
         if training:
             self.u.assign(u)
-        return kernel / sigma
+        return sigma
+
+    def normalized_kernel(self, training=False):
+        """W / sigma(W) in the compute dtype (divided in float32)."""
+        kernel = tf.cast(self.kernel, tf.float32)
+        if self.spectral_norm:
+            kernel = kernel / self.sigma(training)
+        return tf.cast(kernel, self.compute_dtype)
 
     def call(self, x, training=False):
         kernel = tf.cast(self.normalized_kernel(training), x.dtype)
