@@ -1,6 +1,7 @@
 """The trainer: distributed steps, phases, resume, NaN guard, configs."""
 
 import glob
+import json
 import os
 import signal
 import subprocess
@@ -194,21 +195,23 @@ def test_outputs_checkpoints_tensorboard_samples(tmp_path, records):
     np.testing.assert_array_equal(generator(x), trained.generator(x))
 
 
-def test_nan_loss_stops_with_step_and_term(tmp_path, records):
-    # 1 init step and 1 GAN step, a checkpoint after each.
+def _resumed_with_nan_photos(tmp_path, records, **overrides):
+    """A trainer resumed at step 2 (ckpt-2) whose next batches are NaN.
+
+    1 init step and 1 GAN step were trained, a checkpoint after each; the
+    returned trainer runs to step 3 or more (`overrides`) on NaN photos.
+    """
     cfg = tiny_train_config(
         tmp_path / "w", records, steps_per_epoch=1, checkpoint_every=1
     )
     trainer = Trainer(cfg, **_quiet())
     trainer.train()
-    good = trainer.manager.latest_checkpoint
-    assert good.endswith("ckpt-2")
+    assert trainer.manager.latest_checkpoint.endswith("ckpt-2")
     bigger = tiny_train_config(
         tmp_path / "w",
         records,
-        steps_per_epoch=1,
-        epochs=3,
-        checkpoint_every=1,
+        **{"steps_per_epoch": 1, "epochs": 3, "checkpoint_every": 1}
+        | overrides,
     )
     trainer = Trainer(bigger, **_quiet())
     trainer.restore()
@@ -216,12 +219,74 @@ def test_nan_loss_stops_with_step_and_term(tmp_path, records):
     nan_batch = dict(batch, photo=batch["photo"] * np.nan)
     trainer.iterator = iter(tf.data.Dataset.from_tensors(nan_batch).repeat())
     trainer.restore = lambda: int(trainer.step.numpy())
+    return trainer
+
+
+def test_nan_loss_stops_with_step_and_term(tmp_path, records):
+    trainer = _resumed_with_nan_photos(tmp_path, records)
+    good = trainer.manager.latest_checkpoint
     with pytest.raises(
         TrainingDivergedError,
         match=r"loss/g/\w+ became nan at step 3 \(gan phase\)",
     ):
         trainer.train()
     assert trainer.manager.latest_checkpoint == good
+
+
+def test_metrics_reach_the_host_only_at_log_steps(
+    tmp_path, records, monkeypatch
+):
+    """No per-step host sync: metrics are converted every log_every steps.
+
+    4 steps with log_every=3: converted and logged at steps 3 and 4 (the
+    last), where metrics.jsonl gets its only lines.
+    """
+    from uegan_tf import trainer as trainer_lib
+
+    converted = []
+    original = trainer_lib.metrics_to_host
+
+    def counting(metrics):
+        converted.append(len(metrics))
+        return original(metrics)
+
+    monkeypatch.setattr(trainer_lib, "metrics_to_host", counting)
+    cfg = tiny_train_config(tmp_path / "w", records, log_every=3)
+    result = Trainer(cfg, **_quiet()).train()
+    assert len(converted) == 2
+    lines = (tmp_path / "w" / "metrics.jsonl").read_text().splitlines()
+    logged = [json.loads(line) for line in lines]
+    assert [m["step"] for m in logged] == [3, 4]
+    assert result["metrics"] == {
+        k: v for k, v in logged[-1].items() if k.startswith(("loss", "d/"))
+    }
+
+
+def test_nan_between_log_steps_is_caught_at_the_next_check(tmp_path, records):
+    """NaN at step 3, checked at step 4: named as step 3, nothing written.
+
+    Finiteness is recorded on device every step and read at the next log,
+    sample or checkpoint step (here 4), before anything is written.
+    """
+    trainer = _resumed_with_nan_photos(
+        tmp_path,
+        records,
+        epochs=5,
+        log_every=4,
+        checkpoint_every=4,
+        sample_every=4,
+    )
+    good = trainer.manager.latest_checkpoint
+    with pytest.raises(
+        TrainingDivergedError,
+        match=r"loss/g/\w+ became nan at step 3 \(gan phase\)",
+    ):
+        trainer.train()
+    assert int(trainer.step.numpy()) == 4  # ran on, then stopped
+    assert trainer.manager.latest_checkpoint == good
+    lines = (tmp_path / "w" / "metrics.jsonl").read_text().splitlines()
+    assert [json.loads(line)["step"] for line in lines] == [1, 2]
+    assert not (tmp_path / "w" / "samples" / "step_0000004.png").exists()
 
 
 def test_refuses_a_workdir_of_another_architecture(tmp_path, records):

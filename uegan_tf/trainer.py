@@ -16,7 +16,6 @@ gradients over replicas), and the per-replica step is a plain function run by
 
 import dataclasses
 import json
-import math
 import os
 import pathlib
 import shutil
@@ -235,13 +234,25 @@ class Trainer:
             max_to_keep=cfg.keep_checkpoints,
         )
 
+        # The first non-finite metric (step, phase, term index, value),
+        # recorded on device by every step and read by the host only at
+        # check steps (`_check_finite`): no per-step host sync. Outside
+        # the strategy scope (plain local variables, like a host flag; every
+        # replica/worker records the same reduced values), not checkpointed.
+        self._bad_step = tf.Variable(-1, dtype=tf.int64, trainable=False)
+        self._bad_phase = tf.Variable(-1, dtype=tf.int64, trainable=False)
+        self._bad_term = tf.Variable(-1, dtype=tf.int32, trainable=False)
+        self._bad_value = tf.Variable(0.0, dtype=tf.float32, trainable=False)
+        # phase -> metric names in the step function's order (set on trace).
+        self._metric_names = {}
+
         jit = cfg.jit_compile
         init_replica = tf.function(self._init_step, jit_compile=jit)
         gan_replica = tf.function(self._gan_step, jit_compile=jit)
-        self.init_fn = self._distributed(init_replica)
-        self.gan_fn = self._distributed(gan_replica)
+        self.init_fn = self._distributed(init_replica, INIT)
+        self.gan_fn = self._distributed(gan_replica, GAN)
 
-    def _distributed(self, replica_fn):
+    def _distributed(self, replica_fn, phase):
         strategy = self.strategy
 
         @tf.function
@@ -251,12 +262,56 @@ class Trainer:
             self.step.assign_add(1)
             # Each replica returns its share of the global mean; the sum
             # over replicas is the mean over the global batch.
-            return {
+            metrics = {
                 k: strategy.reduce(tf.distribute.ReduceOp.SUM, v, axis=None)
                 for k, v in per_replica.items()
             }
+            self._metric_names[phase] = list(metrics)
+            self._record_non_finite(metrics, phase)
+            return metrics
 
         return run
+
+    def _record_non_finite(self, metrics, phase):
+        """In graph: remember the first step with a NaN/Inf metric.
+
+        A few scalar ops per step; the host reads them at check steps.
+        """
+        values = tf.stack([tf.cast(v, tf.float32) for v in metrics.values()])
+        finite = tf.math.is_finite(values)
+        first = tf.argmin(tf.cast(finite, tf.int32), output_type=tf.int32)
+        new = tf.logical_and(
+            self._bad_step < 0, tf.logical_not(tf.reduce_all(finite))
+        )
+
+        def keep_or(variable, value):
+            variable.assign(tf.where(new, value, variable))
+
+        keep_or(self._bad_step, tf.cast(self.step, tf.int64))
+        keep_or(self._bad_phase, tf.constant(phase, tf.int64))
+        keep_or(self._bad_term, first)
+        keep_or(self._bad_value, values[first])
+
+    def _check_finite(self):
+        """Raise `TrainingDivergedError` if a step had a NaN/Inf metric.
+
+        Called before anything is logged or saved: at log, sample and
+        checkpoint steps, on a signal and at the end. So a divergence is
+        reported up to `log_every - 1` steps after it happened (those steps
+        are wasted compute), but always with the first bad step and term,
+        and no checkpoint, sample or log line is written after it.
+        """
+        step = int(self._bad_step.numpy())
+        if step < 0:
+            return
+        phase = int(self._bad_phase.numpy())
+        term = self._metric_names[phase][int(self._bad_term.numpy())]
+        value = float(self._bad_value.numpy())
+        raise TrainingDivergedError(
+            f"{term} became {value} at step {step} "
+            f"({PHASE_NAMES[phase]} phase); the last good "
+            f"checkpoint is {self.manager.latest_checkpoint}"
+        )
 
     # -- per-replica steps (the algorithm) -------------------------------
 
@@ -533,34 +588,43 @@ class Trainer:
         )
         log_file = open(self.workdir / "metrics.jsonl", "a")
         start = time.time()
+        # A fresh NaN guard (a previous `train()` of this object may have
+        # left one), and the phase tracked here: reading variables every
+        # step would be a host sync.
+        self._bad_step.assign(-1)
+        current_phase = int(self.phase.numpy())
         try:
             # ---- Train loop -------------------------------------------
             while step < self.total_steps:
                 phase = INIT if step < self.init_steps else GAN
-                if phase == GAN and int(self.phase.numpy()) == INIT:
-                    self.log(
-                        f"init phase done at step {step}: adversarial "
-                        "training starts"
-                    )
-                    self.sample(step)
-                self.phase.assign(phase)
+                if phase != current_phase:
+                    if phase == GAN:
+                        self._check_finite()  # before the sample
+                        self.log(
+                            f"init phase done at step {step}: adversarial "
+                            "training starts"
+                        )
+                        self.sample(step)
+                    self.phase.assign(phase)
+                    current_phase = phase
                 fn = self.init_fn if phase == INIT else self.gan_fn
-                metrics = {k: float(v) for k, v in fn(self.iterator).items()}
+                # Device tensors: converted (a host sync on a GPU) only at
+                # log steps.
+                out = fn(self.iterator)
                 step += 1
-
-                # NaN guard: stop before anything is saved from this step.
-                bad = [k for k, v in metrics.items() if not math.isfinite(v)]
-                if bad:
-                    raise TrainingDivergedError(
-                        f"{bad[0]} became {metrics[bad[0]]} at step {step} "
-                        f"({PHASE_NAMES[phase]} phase); the last good "
-                        f"checkpoint is {self.manager.latest_checkpoint}"
-                    )
-
                 bar.set_description(PHASE_NAMES[phase])
-                bar.set_postfix(_short(metrics), refresh=False)
                 bar.update(1)
-                if step % cfg.log_every == 0 or step == self.total_steps:
+
+                log_now = step % cfg.log_every == 0 or step == self.total_steps
+                sample_now = step % cfg.sample_every == 0
+                save_now = step % cfg.checkpoint_every == 0
+                if log_now or sample_now or save_now or stop["signal"]:
+                    # NaN guard: stop before anything is written from a
+                    # diverged run.
+                    self._check_finite()
+                if log_now:
+                    metrics = metrics_to_host(out)
+                    bar.set_postfix(_short(metrics), refresh=False)
                     summaries.write_scalars(self.writer, metrics, step)
                     log_file.write(
                         json.dumps(
@@ -574,9 +638,9 @@ class Trainer:
                         + "\n"
                     )
                     log_file.flush()
-                if step % cfg.sample_every == 0:
+                if sample_now:
                     self.sample(step)
-                if step % cfg.checkpoint_every == 0:
+                if save_now:
                     self.save()
                 if stop["signal"] is not None:
                     path = self.save()
@@ -600,6 +664,11 @@ class Trainer:
             "phase": PHASE_NAMES[int(self.phase.numpy())],
             "metrics": metrics,
         }
+
+
+def metrics_to_host(metrics):
+    """Device scalars -> Python floats (blocks until the step is done)."""
+    return {k: float(v) for k, v in metrics.items()}
 
 
 def _short(metrics):
