@@ -123,7 +123,8 @@ class TrainConfig:
             floor(max(#photos, #style images) / batch_size).
         checkpoint_every: steps between checkpoints.
         keep_checkpoints: checkpoints kept on disk.
-        log_every: steps between TensorBoard scalar writes.
+        log_every: steps between metric logs (TensorBoard, metrics.jsonl,
+            progress bar; the only host syncs for metrics).
         sample_every: steps between validation sample grids.
         mixed_precision: float16 compute with dynamic loss scaling (GPU).
         jit_compile: XLA-compile the per-replica step (GPU; slower on CPU).
