@@ -50,8 +50,10 @@ def main(argv):
         print(f"error: {e}", file=sys.stderr)
         return 2
     # The replayable flags of this invocation (`--flagfile=WORKDIR/flags.txt`).
+    # (A non-chief worker writes it to its temporary folder.)
+    trainer.output_dir.mkdir(parents=True, exist_ok=True)
     write_text_atomic(
-        f"{cfg.workdir}/flags.txt", flags.FLAGS.flags_into_string()
+        trainer.output_dir / "flags.txt", flags.FLAGS.flags_into_string()
     )
     try:
         result = trainer.train()
@@ -60,6 +62,20 @@ def main(argv):
         return 130
     except trainer_lib.TrainingDivergedError as e:
         print(f"error: training diverged: {e}", file=sys.stderr)
+        return 1
+    except (tf.errors.UnavailableError, tf.errors.CancelledError) as e:
+        # Multi-worker: a peer died or became unreachable. TF's health
+        # check (MultiWorkerMirroredStrategy pings every peer every 30 s)
+        # aborts the pending collectives instead of waiting forever.
+        reason = str(e).strip().splitlines()[0] if str(e).strip() else ""
+        print(
+            "error: lost contact with another training worker "
+            f"({type(e).__name__}: {reason}). Training cannot continue "
+            "without it: restart every worker with the same command to "
+            f"resume from the chief's last checkpoint in "
+            f"{cfg.workdir}/checkpoints.",
+            file=sys.stderr,
+        )
         return 1
     except tf.errors.DataLossError as e:
         # The shards were whole at start (Trainer checks them) but one

@@ -84,6 +84,7 @@ def derive_steps_per_epoch(cfg, manifest):
 
 
 def _is_chief(strategy):
+    """True unless this is a non-chief worker of a multi-worker cluster."""
     resolver = getattr(strategy, "cluster_resolver", None)
     if resolver is None or not resolver.cluster_spec().as_dict():
         return True
@@ -92,6 +93,11 @@ def _is_chief(strategy):
     return task_type == "chief" or (
         not has_chief and task_type == "worker" and task_id == 0
     )
+
+
+def _task_id(strategy):
+    resolver = getattr(strategy, "cluster_resolver", None)
+    return getattr(resolver, "task_id", None) or 0
 
 
 def load_workdir_config(workdir):
@@ -120,6 +126,18 @@ class Trainer:
         self.workdir = pathlib.Path(cfg.workdir)
         self._check_workdir()
         self.strategy = strategy or make_strategy(cfg.strategy)
+        # Keras' multi-worker convention: every worker runs the same code
+        # (checkpoint saves and summaries take part in collectives), but
+        # only the chief writes to the work dir; the others write to
+        # `WORKDIR/workertemp_<task id>/`, deleted when training ends. All
+        # workers restore from the chief's `WORKDIR/checkpoints`, so the
+        # work dir must be on storage every worker reads (NFS, GCS, ...).
+        self.is_chief = _is_chief(self.strategy)
+        self.output_dir = (
+            self.workdir
+            if self.is_chief
+            else self.workdir / f"workertemp_{_task_id(self.strategy)}"
+        )
         self.num_replicas = self.strategy.num_replicas_in_sync
         if cfg.batch_size % self.num_replicas:
             raise ValueError(
@@ -224,10 +242,9 @@ class Trainer:
                 )
             )
             self.checkpoint.data = self.iterator
-        ckpt_dir = self.workdir / CHECKPOINT_DIR
-        if not _is_chief(self.strategy):
-            # Non-chief workers must save too (collectives), elsewhere.
-            ckpt_dir = self.workdir / "tmp_worker_checkpoints"
+        # Non-chief workers save too (the save may run collectives), into
+        # their temporary folder.
+        ckpt_dir = self.output_dir / CHECKPOINT_DIR
         self.manager = tf.train.CheckpointManager(
             self.checkpoint,
             str(ckpt_dir),
@@ -429,7 +446,9 @@ class Trainer:
         pipeline is then re-seeded with the step, so a resumed run draws a
         fresh order instead of repeating the first batches.
         """
-        latest = self.manager.latest_checkpoint
+        # The chief's checkpoint on every worker: a non-chief's own saves
+        # are temporary, and all workers must resume from the same step.
+        latest = tf.train.latest_checkpoint(str(self.workdir / CHECKPOINT_DIR))
         if latest:
             self.checkpoint.restore(latest).assert_existing_objects_matched()
             self.log(f"resumed from {latest} (step {int(self.step.numpy())})")
@@ -462,7 +481,7 @@ class Trainer:
         fake = self.generator(self._val_images, training=False)
         return summaries.write_sample_grid(
             self.writer,
-            self.workdir / "samples" / f"step_{step:07d}.png",
+            self.output_dir / "samples" / f"step_{step:07d}.png",
             self._val_images,
             fake,
             step,
@@ -501,7 +520,7 @@ class Trainer:
         resume; without this they would appear twice (73 lines for 60
         steps). A half-written last line (a kill mid-write) goes too.
         """
-        path = self.workdir / "metrics.jsonl"
+        path = self.output_dir / "metrics.jsonl"
         if not path.exists():
             return
         kept, dropped = [], 0
@@ -523,7 +542,7 @@ class Trainer:
             )
 
     def _write_config(self):
-        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.output_dir.mkdir(parents=True, exist_ok=True)
         payload = self.cfg.to_dict()
         payload["derived"] = {
             "steps_per_epoch": self.steps_per_epoch,
@@ -532,9 +551,15 @@ class Trainer:
             "replicas": self.num_replicas,
         }
         write_text_atomic(
-            self.workdir / CONFIG_FILE,
+            self.output_dir / CONFIG_FILE,
             json.dumps(payload, indent=2, sort_keys=True),
         )
+
+    def _remove_worker_temp(self):
+        """A non-chief worker deletes its temporary output folder."""
+        if not self.is_chief:
+            self.writer.close()
+            shutil.rmtree(self.output_dir, ignore_errors=True)
 
     def train(self):
         """Run (or resume) training to `total_steps`.
@@ -551,7 +576,7 @@ class Trainer:
         # ---- Set-up: resolved config, TensorBoard, resume ----------------
         self._write_config()
         self.writer = tf.summary.create_file_writer(
-            str(self.workdir / "tensorboard")
+            str(self.output_dir / "tensorboard")
         )
         self._val_images = self._load_val_images()
         self._remove_interrupted_saves()
@@ -560,6 +585,7 @@ class Trainer:
         metrics = {}
         if step >= self.total_steps:
             self.log(f"already trained: step {step} >= {self.total_steps}")
+            self._remove_worker_temp()
             return {
                 "step": step,
                 "phase": PHASE_NAMES[int(self.phase.numpy())],
@@ -586,7 +612,7 @@ class Trainer:
             dynamic_ncols=True,
             unit="step",
         )
-        log_file = open(self.workdir / "metrics.jsonl", "a")
+        log_file = open(self.output_dir / "metrics.jsonl", "a")
         start = time.time()
         # A fresh NaN guard (a previous `train()` of this object may have
         # left one), and the phase tracked here: reading variables every
@@ -659,6 +685,7 @@ class Trainer:
             self.writer.flush()
             for sig, handler in old_handlers.items():
                 signal.signal(sig, handler)
+            self._remove_worker_temp()
         return {
             "step": step,
             "phase": PHASE_NAMES[int(self.phase.numpy())],
