@@ -282,6 +282,32 @@ def fit_long_side(rgb, max_side):
     return resize_short_side(rgb, min(h, w), max_long_side=max_side)
 
 
+_FORMATS = {
+    ".jpg": "JPEG",
+    ".jpeg": "JPEG",
+    ".png": "PNG",
+    ".webp": "WEBP",
+    ".bmp": "BMP",
+    ".tif": "TIFF",
+    ".tiff": "TIFF",
+}
+
+
+def encode_image(rgb, suffix, quality=95):
+    """uint8 RGB `[H, W, 3]` -> file bytes in the format of `suffix`.
+
+    `suffix` is a file extension (".jpg", ".png", ...); unknown ones give
+    PNG. The one encoder of `save_rgb` and of the Beam pipeline, so both
+    write identical files.
+    """
+    fmt = _FORMATS.get(str(suffix).lower(), "PNG")
+    img = Image.fromarray(np.asarray(rgb, dtype=np.uint8), "RGB")
+    kwargs = {"quality": quality} if fmt in ("JPEG", "WEBP") else {}
+    buf = io.BytesIO()
+    img.save(buf, format=fmt, **kwargs)
+    return buf.getvalue()
+
+
 def save_rgb(path, rgb, quality=95):
     """Write an 8-bit RGB array atomically (format from the extension).
 
@@ -293,19 +319,9 @@ def save_rgb(path, rgb, quality=95):
         OSError: the folder cannot be created or written.
     """
     path = pathlib.Path(path)
-    fmt = {
-        ".jpg": "JPEG",
-        ".jpeg": "JPEG",
-        ".png": "PNG",
-        ".webp": "WEBP",
-        ".bmp": "BMP",
-        ".tif": "TIFF",
-        ".tiff": "TIFF",
-    }.get(path.suffix.lower(), "PNG")
-    img = Image.fromarray(np.asarray(rgb, dtype=np.uint8), "RGB")
-    kwargs = {"quality": quality} if fmt in ("JPEG", "WEBP") else {}
+    data = encode_image(rgb, path.suffix, quality)
     with atomic_path(path) as tmp:
-        img.save(tmp, format=fmt, **kwargs)
+        pathlib.Path(tmp).write_bytes(data)
     return path
 
 

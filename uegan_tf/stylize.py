@@ -123,6 +123,22 @@ class Job:
     video: bool
 
 
+def output_name(path, image_format="auto"):
+    """The output file name for an input: `.mp4` for videos, `.jpg` for
+    JPEGs (or all images with image_format "jpg"), `.png` otherwise."""
+    from uegan_tf.video import is_video_path
+
+    path = pathlib.PurePath(path)
+    if is_video_path(path):
+        return path.with_suffix(".mp4").name
+    ext = path.suffix.lower()
+    if image_format == "jpg" or (
+        image_format == "auto" and ext in (".jpg", ".jpeg")
+    ):
+        return path.with_suffix(".jpg").name
+    return path.with_suffix(".png").name
+
+
 def expand_inputs(inputs, out_dir, image_format="auto", warn=None):
     """Turn files, folders and globs into jobs with output paths.
 
@@ -156,14 +172,7 @@ def expand_inputs(inputs, out_dir, image_format="auto", warn=None):
     jobs, errors, seen = [], [], set()
 
     def out_name(path):
-        if is_video_path(path):
-            return path.with_suffix(".mp4").name
-        ext = path.suffix.lower()
-        if image_format == "jpg" or (
-            image_format == "auto" and ext in (".jpg", ".jpeg")
-        ):
-            return path.with_suffix(".jpg").name
-        return path.with_suffix(".png").name
+        return output_name(path, image_format)
 
     def in_output_tree(path):
         real = path.resolve()
