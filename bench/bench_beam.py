@@ -36,15 +36,18 @@ def make_photos(folder, n, size):
     for i in range(n):
         # Sizes differ by a few pixels: realistic for a photo collection.
         h, w = size + (i % 5) * 4, size + (i % 7) * 4
-        save_rgb(folder / f"set{i % 3}" / f"photo_{i:03d}.jpg",
-                 synthetic_image(h, w, seed=i))
+        save_rgb(
+            folder / f"set{i % 3}" / f"photo_{i:03d}.jpg",
+            synthetic_image(h, w, seed=i),
+        )
 
 
 def timed(cmd):
     env = dict(os.environ, PYTHONPATH=str(ROOT), TF_CPP_MIN_LOG_LEVEL="3")
     start = time.perf_counter()
-    run = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True,
-                         text=True)
+    run = subprocess.run(
+        cmd, cwd=ROOT, env=env, capture_output=True, text=True
+    )
     seconds = time.perf_counter() - start
     if run.returncode != 0:
         raise SystemExit(f"failed: {' '.join(cmd)}\n{run.stderr[-3000:]}")
@@ -70,39 +73,60 @@ def main():
         make_photos(photos, args.images, args.size)
         rows = []
         load = os.getloadavg()
-        seconds = timed([sys.executable, "-m", "uegan_tf.stylize",
-                         str(photos), f"--out_dir={tmp / 'plain'}"] + model)
-        assert count_outputs(tmp / "plain") == args.images
-        rows.append({"runner": "uegan stylize (1 process)",
-                     "seconds": seconds})
-        seconds = timed([
-            sys.executable, "-m", "uegan_tf.beam_stylize",
-            f"--input={photos}/**", f"--output={tmp / 'beam'}",
-            "--runner=DirectRunner",
-            f"--direct_num_workers={args.workers}",
-            "--direct_running_mode=multi_processing",
-        ] + model)
-        assert count_outputs(tmp / "beam") == args.images
-        rows.append({"runner": f"Beam DirectRunner, {args.workers} workers "
-                     "(multi_processing)", "seconds": seconds})
+        plain = tmp / "plain"
+        seconds = timed(
+            [sys.executable, "-m", "uegan_tf.stylize", str(photos)]
+            + [f"--out_dir={plain}"]
+            + model
+        )
+        assert count_outputs(plain) == args.images
+        rows.append({"runner": "uegan stylize (1 process)", "seconds": seconds})
+        beam_out = tmp / "beam"
+        seconds = timed(
+            [sys.executable, "-m", "uegan_tf.beam_stylize"]
+            + [f"--input={photos}/**", f"--output={beam_out}"]
+            + ["--runner=DirectRunner", f"--direct_num_workers={args.workers}"]
+            + ["--direct_running_mode=multi_processing"]
+            + model
+        )
+        assert count_outputs(beam_out) == args.images
+        rows.append(
+            {
+                "runner": f"Beam DirectRunner, {args.workers} workers "
+                "(multi_processing)",
+                "seconds": seconds,
+            }
+        )
     for r in rows:
         r["images_per_s"] = args.images / r["seconds"]
     ratio = rows[1]["images_per_s"] / rows[0]["images_per_s"]
-    print(f"{args.images} images of ~{args.size}x{args.size} px, "
-          f"model {args.model or 'default style'}, {os.cpu_count()} CPUs\n")
+    print(
+        f"{args.images} images of ~{args.size}x{args.size} px, model "
+        f"{args.model or 'default style'}, {os.cpu_count()} CPUs, load "
+        f"average {load[0]:.1f} before\n"
+    )
     print("| runner | wall s | images/s |\n|---|---|---|")
     for r in rows:
-        print(f"| {r['runner']} | {r['seconds']:.1f} | "
-              f"{r['images_per_s']:.2f} |")
+        print(
+            f"| {r['runner']} | {r['seconds']:.1f} | "
+            f"{r['images_per_s']:.2f} |"
+        )
     print(f"\nBeam / stylize throughput ratio: {ratio:.2f}")
     out = ROOT / args.out
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({
-        "images": args.images, "size": args.size, "workers": args.workers,
-        "model": args.model, "cpus": os.cpu_count(),
-        "machine": platform.platform(), "rows": rows, "ratio": ratio,
+    result = {
+        "images": args.images,
+        "size": args.size,
+        "workers": args.workers,
+        "model": args.model,
+        "cpus": os.cpu_count(),
+        "machine": platform.platform(),
         "load_average_before": load,
-    }, indent=2))
+        "rows": rows,
+        "ratio": ratio,
+    }
+    out.write_text(json.dumps(result, indent=2))
+    print(f"wrote {out}")
 
 
 if __name__ == "__main__":
