@@ -155,3 +155,16 @@ def test_inference_failure_is_dead_lettered_not_fatal(tmp_path, photos):
     assert "ValueError: boom" in inference[0]
     assert len(lines) == len(BAD) + 1
     assert (out / "one.jpg").exists() and not (out / "a/two.png").exists()
+
+
+def test_unloadable_model_is_a_usage_error(tmp_path, photos, capsys):
+    code = main(
+        [
+            f"--input={photos}/**",
+            f"--output={tmp_path / 'out'}",
+            f"--model={tmp_path / 'missing'}",
+        ]
+    )
+    assert code == 2
+    assert "no such file or folder" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()  # no pipeline was started
