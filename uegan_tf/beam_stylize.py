@@ -16,8 +16,10 @@ wildcard (`photos/a/b.jpg` -> `out/a/b.jpg`), and are named and encoded as
 `uegan stylize` names and encodes them (`.jpg` for JPEG inputs, `.png`
 otherwise; `image_io.encode_image`), so both commands write identical files
 for the same model. Existing outputs are overwritten (a retried bundle
-must be able to write again); each is written to a temporary name and
-renamed, so a killed worker leaves no half-written image under its name.
+must be able to write again); each is written to a temporary name
+(`<output>.part-<pid>`) and renamed, so a killed worker leaves no
+half-written image under an output's name (it may leave the `.part-` file,
+which nothing removes).
 
 Why a custom `ModelHandler` around `uegan_tf.inference.Stylizer` rather
 than Beam's `TFModelHandlerTensor`:
