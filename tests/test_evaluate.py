@@ -253,7 +253,7 @@ def test_style_gain_two_sets_by_hand():
     assert metrics.style_gain(photos, photos, style)["gain"] == 0.0
 
 
-def _real_sets(n_pictures=12):
+def _real_sets(n_pictures=8):
     from conftest import shared_path
 
     from uegan_tf.image_io import find_images
@@ -274,7 +274,7 @@ def test_style_gain_on_real_images():
     describe = metrics.StyleDescriptor(weights, seed=0)
     other_crops = metrics.StyleDescriptor(describe.vgg, seed=1)
     d_style, d_photos = describe(style), describe(photos)
-    assert d_style.shape == (12 * 64, 2 * (64 + 128 + 256 + 512))
+    assert d_style.shape == (8 * 64, 2 * (64 + 128 + 256 + 512))
     # The style images, with other random windows, scored as outputs:
     # as close to the style as the style itself.
     self_score = metrics.style_gain(other_crops(style), d_photos, d_style)
@@ -313,7 +313,7 @@ def test_baselines_restyle_deterministically():
 
 
 def test_evaluate_rows_have_style_gain_on_real_images(tmp_path):
-    weights, style, photos = _real_sets(8)
+    weights, style, photos = _real_sets(6)
     for i, img in enumerate(style):
         save_rgb(tmp_path / "style" / f"s{i}.png", img)
     for i, img in enumerate(photos[:3]):
