@@ -265,7 +265,9 @@ def _real_sets(n_pictures=8):
     style = [
         load_rgb(p) for p in sorted(style_dir.glob("*_s256.jpg"))[:n_pictures]
     ]
-    photos = [load_rgb(p) for p in find_images(shared_path("data", "val_photo"))]
+    photos = [
+        load_rgb(p) for p in find_images(shared_path("data", "val_photo"))
+    ]
     return str(weights), style, photos
 
 

@@ -48,6 +48,17 @@ def run_stylize(capsys, *args):
     return code, out, err
 
 
+def run_python(*argv):
+    """`python ARGV...` from the repository root, output captured."""
+    return subprocess.run(
+        [sys.executable, *argv],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=REPO,
+    )
+
+
 def error_lines(text):
     return [line for line in text.splitlines() if line.startswith("error:")]
 
@@ -201,21 +212,14 @@ def test_config_validation_names_the_flag():
 
 def test_cli_is_quiet_and_help_shows_the_commands_flags(tmp_path, model_path):
     save_rgb(tmp_path / "good.png", synthetic_image(16, 16, 1))
-    res = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "uegan_tf.cli",
-            "stylize",
-            str(tmp_path / "good.png"),
-            str(tmp_path / "missing.png"),
-            f"--model={model_path}",
-            f"--out_dir={tmp_path / 'out'}",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        cwd=REPO,
+    res = run_python(
+        "-m",
+        "uegan_tf.cli",
+        "stylize",
+        str(tmp_path / "good.png"),
+        str(tmp_path / "missing.png"),
+        f"--model={model_path}",
+        f"--out_dir={tmp_path / 'out'}",
     )
     assert res.returncode == 1
     # Exactly the user's lines (and the progress bar): no cuInit / oneDNN
@@ -419,17 +423,10 @@ def test_stylize_and_export_with_a_corrupt_model_exit_2(
     (line,) = error_lines(err)
     assert line.startswith("error: cannot load the model:")
     assert "Hayao-64.ckpt is corrupt or truncated" in line
-    res = subprocess.run(
-        [
-            sys.executable,
-            str(REPO / "tools" / "export_tflite.py"),
-            f"--checkpoint={folder}",
-            f"--out_dir={tmp_path / 'exports'}",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        cwd=REPO,
+    res = run_python(
+        str(REPO / "tools" / "export_tflite.py"),
+        f"--checkpoint={folder}",
+        f"--out_dir={tmp_path / 'exports'}",
     )
     assert res.returncode == 2
     assert res.stderr.splitlines() == [
@@ -608,17 +605,10 @@ def test_make_tfrecords_out_dir_that_is_a_file(tmp_path):
 
 def test_export_out_dir_that_is_a_file(tmp_path, model_path):
     (tmp_path / "taken").write_text("keep me")
-    res = subprocess.run(
-        [
-            sys.executable,
-            str(REPO / "tools" / "export_tflite.py"),
-            f"--checkpoint={model_path}",
-            f"--out_dir={tmp_path / 'taken'}",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        cwd=REPO,
+    res = run_python(
+        str(REPO / "tools" / "export_tflite.py"),
+        f"--checkpoint={model_path}",
+        f"--out_dir={tmp_path / 'taken'}",
     )
     assert res.returncode == 2
     assert res.stderr.splitlines() == [
@@ -667,16 +657,9 @@ def test_inspect_names_the_truncated_file(truncated_records):
     assert "\n" not in message
     assert message.startswith(f"{shard}: truncated or corrupt TFRecord file")
     assert "make_tfrecords.py" in message and f"--out_dir={records}" in message
-    res = subprocess.run(
-        [
-            sys.executable,
-            str(REPO / "tools" / "inspect_tfrecords.py"),
-            str(records),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        cwd=REPO,
+    res = run_python(
+        str(REPO / "tools" / "inspect_tfrecords.py"),
+        str(records),
     )
     assert res.returncode == 1
     assert res.stderr.splitlines() == [f"error: {message}"]

@@ -197,9 +197,9 @@ def evaluate(cfg, log=print):
     from uegan_tf.image_io import load_rgb
     from uegan_tf.image_io import save_rgb
     from uegan_tf.inference import Stylizer
+    from uegan_tf.metrics import StyleDescriptor
     from uegan_tf.metrics import content_metrics
     from uegan_tf.metrics import fid
-    from uegan_tf.metrics import StyleDescriptor
     from uegan_tf.metrics import kid
     from uegan_tf.metrics import style_gain
 

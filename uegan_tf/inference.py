@@ -16,9 +16,9 @@ import tensorflow as tf
 from google.protobuf.message import DecodeError
 
 from uegan_tf import registry
-from uegan_tf.image_io import fit_long_side
 from uegan_tf.data.pipeline import from_unit_range
 from uegan_tf.data.pipeline import to_unit_range
+from uegan_tf.image_io import fit_long_side
 from uegan_tf.models.layers import NormStats
 
 # What `load_generator` accepts, for error messages.
