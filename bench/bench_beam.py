@@ -45,9 +45,7 @@ def make_photos(folder, n, size):
 def timed(cmd):
     env = dict(os.environ, PYTHONPATH=str(ROOT), TF_CPP_MIN_LOG_LEVEL="3")
     start = time.perf_counter()
-    run = subprocess.run(
-        cmd, cwd=ROOT, env=env, capture_output=True, text=True
-    )
+    run = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True)
     seconds = time.perf_counter() - start
     if run.returncode != 0:
         raise SystemExit(f"failed: {' '.join(cmd)}\n{run.stderr[-3000:]}")
@@ -108,8 +106,7 @@ def main():
     print("| runner | wall s | images/s |\n|---|---|---|")
     for r in rows:
         print(
-            f"| {r['runner']} | {r['seconds']:.1f} | "
-            f"{r['images_per_s']:.2f} |"
+            f"| {r['runner']} | {r['seconds']:.1f} | {r['images_per_s']:.2f} |"
         )
     print(f"\nBeam / stylize throughput ratio: {ratio:.2f}")
     out = ROOT / args.out

@@ -253,9 +253,10 @@ def build(
     handler = KeyedModelHandler(
         StylizerModelHandler(model, step=step, tile=tile, max_side=max_side)
     )
-    inferred, inference_dlq = decoded.images | "Stylize" >> RunInference(
-        handler
-    ).with_exception_handling()
+    inferred, inference_dlq = (
+        decoded.images
+        | "Stylize" >> RunInference(handler).with_exception_handling()
+    )
     written = inferred | "Write" >> beam.ParDo(
         WriteImage(base, output_dir, image_format)
     ).with_outputs(FAILED, main="written")

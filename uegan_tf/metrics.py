@@ -264,6 +264,11 @@ class FeatureExtractor:
 # Style gain: local VGG16 statistics, KID against the style set.
 
 
+# Global luma statistics every image is given before the style descriptor
+# (about those of the photos and style images here).
+LUMA_MEAN, LUMA_STD = 118.0, 60.0
+
+
 class StyleDescriptor:
     """Images -> per-window style descriptors.
 
@@ -288,9 +293,19 @@ class StyleDescriptor:
         crops: windows per image.
         short_side: images are resized to this short side first (0: keep).
         seed: window positions are drawn from this seed, image by image.
+        normalize: give every image the same global luma mean and standard
+            deviation first (`normalize_contrast`).
     """
 
-    def __init__(self, weights, crop=96, crops=64, short_side=256, seed=0):
+    def __init__(
+        self,
+        weights,
+        crop=96,
+        crops=64,
+        short_side=256,
+        seed=0,
+        normalize=True,
+    ):
         from uegan_tf.models.vgg import VGGFeatures
         from uegan_tf.models.vgg import build_vgg_features
 
@@ -303,6 +318,7 @@ class StyleDescriptor:
         )
         self.crop, self.crops = crop, crops
         self.short_side, self.seed = short_side, seed
+        self.normalize = normalize
         self._taps = tf.function(
             self.vgg.block_activations,
             input_signature=[tf.TensorSpec([1, None, None, 3], tf.float32)],
@@ -312,9 +328,27 @@ class StyleDescriptor:
         short = max(self.short_side or min(rgb.shape[:2]), self.crop)
         return resize_short_side(rgb, short)
 
+    @staticmethod
+    def normalize_contrast(rgb):
+        """Give the image a fixed global luma mean and spread.
+
+        VGG activations grow with contrast, so without this a plain colour
+        grade that lowers contrast (flatter everything) scores as "closer
+        to flat anime art": measured on the validation photos, contrast x0.7
+        alone gave a style gain of 0.53. Global brightness and contrast are
+        not style; local structure and palette are.
+        """
+        x = np.asarray(rgb, np.float32)
+        y = x @ np.array([0.299, 0.587, 0.114], np.float32)
+        mean, std = y.mean(), y.std()
+        scale = LUMA_STD / max(std, 1e-3)
+        return np.clip((x - mean) * scale + LUMA_MEAN, 0, 255)
+
     def image(self, rgb, rng):
         """Descriptors of one uint8 RGB image: `[crops, 1920]` float64."""
         rgb = self._resize(np.asarray(rgb, np.uint8))
+        if self.normalize:
+            rgb = self.normalize_contrast(rgb)
         x = tf.constant(rgb[None], tf.float32) / 127.5 - 1.0
         taps = self._taps(x)
         h, w = rgb.shape[:2]
