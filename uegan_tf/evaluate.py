@@ -1,9 +1,8 @@
 """Evaluate stylization models side by side.
 
     python -m uegan_tf.evaluate --models=anime,plain=runs/anime_plain@2000 \
-        --photos=../shared/data/val_photo \
-        --style_dir=../shared/data/style_anime --out=eval/anime \
-        --vgg16_weights=../shared/weights/vgg16_imagenet_features.npz \
+        --photos=photos/ --style_dir=style_images/ --out=eval/anime \
+        --vgg16_weights=path/to/vgg16_imagenet_features.npz \
         [--features=auto|inception|vgg16|none] [--inception_weights=PATH] \
         [--nobaselines] [--style_crops=64] [--edge_tolerance=2]
 
