@@ -283,7 +283,11 @@ def evaluate(cfg, log=print):
             row[key] = round(float(np.mean(values)), 4)
         if describe is not None:
             # The descriptors of the model's own inputs (after max_side).
-            inputs_desc = photo_desc if source is None else describe(inputs)
+            # A model's inputs are the photos themselves unless max_side
+            # downscaled one (prepare returns the same array when it fits):
+            # then the photos' descriptors serve, no second VGG pass.
+            same = all(i is p for i, p in zip(inputs, photos))
+            inputs_desc = photo_desc if same else describe(inputs)
             out_desc = inputs_desc if source is None else describe(results)
             sg = style_gain(out_desc, inputs_desc, style_desc)
             row["style_gain"] = round(sg["gain"], 4)

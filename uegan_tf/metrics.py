@@ -339,7 +339,7 @@ class StyleDescriptor:
         not style; local structure and palette are.
         """
         x = np.asarray(rgb, np.float32)
-        y = x @ np.array([0.299, 0.587, 0.114], np.float32)
+        y = luma(x)
         mean, std = y.mean(), y.std()
         scale = LUMA_STD / max(std, 1e-3)
         return np.clip((x - mean) * scale + LUMA_MEAN, 0, 255)
