@@ -301,15 +301,40 @@ def test_refuses_a_workdir_of_another_architecture(tmp_path, records):
         )
 
 
-def test_mixed_precision_step_is_finite(tmp_path, records):
-    cfg = tiny_train_config(tmp_path / "w", records, mixed_precision=True)
+@pytest.mark.parametrize(
+    "precision,dtype,scaled",
+    [("mixed_float16", "float16", True), ("mixed_bfloat16", "bfloat16", False)],
+)
+def test_mixed_precision_step_is_finite(
+    tmp_path, records, precision, dtype, scaled
+):
+    cfg = tiny_train_config(tmp_path / "w", records, precision=precision)
     trainer = Trainer(cfg, **_quiet())
     trainer.restore()
-    assert trainer.generator.compute_dtype == "float16"
+    assert trainer.generator.compute_dtype == dtype
+    assert trainer.generator.variables[0].dtype == "float32"
+    # Loss scaling only where the exponent range needs it (float16).
+    assert (
+        isinstance(trainer.g_opt, tf.keras.optimizers.LossScaleOptimizer)
+        == scaled
+    )
     assert tf.keras.mixed_precision.global_policy().name == "float32"
     for fn in (trainer.init_fn, trainer.gan_fn):
         out = fn(trainer.iterator)
         assert all(np.isfinite(float(v)) for v in out.values())
+
+
+def test_old_config_json_mixed_precision_maps_to_float16():
+    from uegan_tf.config import TrainConfig
+
+    old = TrainConfig(workdir="w").to_dict()
+    del old["precision"]
+    old["mixed_precision"] = True
+    assert TrainConfig.from_dict(old).precision == "mixed_float16"
+    old["mixed_precision"] = False
+    assert TrainConfig.from_dict(old).precision == "float32"
+    with pytest.raises(ValueError, match="precision must be one of"):
+        TrainConfig(workdir="w", precision="fp8").validate()
 
 
 @pytest.mark.slow

@@ -109,6 +109,10 @@ class OptimConfig:
     beta_2: float = 0.999
 
 
+# Keras mixed-precision policies a run may train under.
+PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
+
+
 @dataclasses.dataclass(frozen=True)
 class TrainConfig:
     """A training run.
@@ -126,7 +130,12 @@ class TrainConfig:
         log_every: steps between metric logs (TensorBoard, metrics.jsonl,
             progress bar; the only host syncs for metrics).
         sample_every: steps between validation sample grids.
-        mixed_precision: float16 compute with dynamic loss scaling (GPU).
+        precision: "float32"; "mixed_float16" (float16 compute with dynamic
+            loss scaling, GPUs); or "mixed_bfloat16" (bfloat16 compute, no
+            loss scaling: bfloat16 has float32's exponent range; fast on
+            CPUs with AVX512_BF16/AMX and on recent GPUs). Layer-norm
+            statistics, spectral-norm power iteration, the output layer and
+            every loss stay float32 (docs/design.md, "Precision").
         jit_compile: XLA-compile the per-replica step (GPU; slower on CPU).
         strategy: "auto" (MultiWorkerMirrored when TF_CONFIG names several
             workers, else Mirrored over local GPUs or the CPU), "mirrored",
@@ -144,7 +153,7 @@ class TrainConfig:
     keep_checkpoints: int = 5
     log_every: int = 10
     sample_every: int = 500
-    mixed_precision: bool = False
+    precision: str = "float32"
     jit_compile: bool = False
     strategy: str = "auto"
     seed: int = 0
@@ -165,6 +174,11 @@ class TrainConfig:
                 raise ValueError(message)
 
         need(bool(self.workdir), "workdir must be set (--workdir)")
+        need(
+            self.precision in PRECISIONS,
+            f"precision must be one of {', '.join(PRECISIONS)}, "
+            f"got {self.precision!r}",
+        )
         need(
             bool(self.data.records_dir),
             "data.records_dir must be set (--records_dir)",
@@ -259,6 +273,9 @@ class TrainConfig:
             "optim": OptimConfig,
         }
         kwargs = {}
+        if d.get("mixed_precision") and "precision" not in d:
+            # config.json written before `precision` replaced the bool.
+            kwargs["precision"] = "mixed_float16"
         for f in dataclasses.fields(cls):
             if f.name not in d:
                 continue

@@ -10,6 +10,7 @@ directory: run from the repository root.
 
 from absl import flags
 
+from uegan_tf.config import PRECISIONS
 from uegan_tf.config import DataConfig
 from uegan_tf.config import LossConfig
 from uegan_tf.config import ModelConfig
@@ -66,10 +67,12 @@ def define_train_flags():
     flags.DEFINE_integer(
         "sample_every", t.sample_every, "Steps between validation sample grids."
     )
-    flags.DEFINE_bool(
-        "mixed_precision",
-        t.mixed_precision,
-        "float16 compute with loss scaling (GPUs).",
+    flags.DEFINE_enum(
+        "precision",
+        t.precision,
+        list(PRECISIONS),
+        "Compute precision: mixed_bfloat16 is ~2x faster on CPUs with "
+        "AVX512_BF16/AMX; mixed_float16 (loss scaling) is for GPUs.",
     )
     flags.DEFINE_bool(
         "jit_compile",
@@ -167,7 +170,7 @@ def train_config_from_flags(f=FLAGS):
         keep_checkpoints=f.keep_checkpoints,
         log_every=f.log_every,
         sample_every=f.sample_every,
-        mixed_precision=f.mixed_precision,
+        precision=f.precision,
         jit_compile=f.jit_compile,
         strategy=f.strategy,
         seed=f.seed,

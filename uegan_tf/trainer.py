@@ -37,6 +37,7 @@ from uegan_tf.fileutil import write_text_atomic
 from uegan_tf.models import build_discriminator
 from uegan_tf.models import build_generator
 from uegan_tf.models import build_vgg_features
+from uegan_tf.precision import cpu_has_bf16
 
 INIT, GAN = 0, 1
 PHASE_NAMES = {INIT: "init", GAN: "gan"}
@@ -179,8 +180,12 @@ class Trainer:
         cfg, m, o = self.cfg, self.cfg.model, self.cfg.optim
         # Mixed precision: layers take the policy when they are created.
         previous_policy = keras.mixed_precision.global_policy()
-        if cfg.mixed_precision:
-            keras.mixed_precision.set_global_policy("mixed_float16")
+        keras.mixed_precision.set_global_policy(cfg.precision)
+        if cfg.precision == "mixed_bfloat16" and not cpu_has_bf16():
+            self.log(
+                "note: this CPU has no AVX512_BF16/AMX; mixed_bfloat16 runs "
+                "emulated and is slower than float32 here"
+            )
         try:
             with self.strategy.scope():
                 self.generator = build_generator(
@@ -196,7 +201,9 @@ class Trainer:
                     opt = keras.optimizers.Adam(
                         lr, beta_1=o.beta_1, beta_2=o.beta_2
                     )
-                    if cfg.mixed_precision:
+                    # float16 underflows small gradients: scale the loss.
+                    # bfloat16 has float32's exponent range and needs none.
+                    if cfg.precision == "mixed_float16":
                         opt = keras.optimizers.LossScaleOptimizer(opt)
                     return opt
 
