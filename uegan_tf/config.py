@@ -1,166 +1,201 @@
-"""Typed training configuration: frozen dataclasses, built once from flags.
+"""Typed configuration: frozen dataclasses, one definition per setting.
 
-Library code receives these objects and never reads absl flags (only
-`uegan_tf/flags.py` does). `validate()` raises `ValueError` naming the bad
-value. `to_dict` / `from_dict` round-trip through `config.json`, which the
-trainer writes into the work directory and the stylize command reads back.
+Every setting is written once, as a field made by `setting(default, help)`;
+its command-line flag (name, type, default, help, choices) is generated
+from that field by `uegan_tf/flags.py`, and the parsed flags map back onto
+the fields the same way. Library code receives these objects and never
+reads absl flags. `validate()` raises `ValueError` naming the bad value.
+`to_dict` / `from_dict` round-trip through `config.json`, which the trainer
+writes into the work directory and the stylize command reads back.
+
+This module imports nothing heavy: `--help` of a training binary does not
+start TensorFlow.
 """
 
 import dataclasses
 import json
 
-from uegan_tf.models.layers import UPSAMPLE_MODES
+# Bilinear resize conventions of the generator's upsampling ("tf1" is the
+# reference's legacy resize, half_pixel_centers=False; docs/design.md).
+UPSAMPLE_MODES = ("tf1", "align_corners", "half_pixel")
+# Keras mixed-precision policies a run may train under.
+PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
+STRATEGIES = ("auto", "mirrored", "multiworker", "default")
+VGG_ARCHS = ("vgg19", "vgg16")
+
+
+def setting(default, help, *, flag=None, choices=None):
+    """A config field: its default and the help of its generated flag.
+
+    Args:
+        default: the default value (None: unset, for optional strings).
+        help: one-line help text of the flag.
+        flag: the flag name when it differs from the field name (loss
+            weights are `--<name>_weight`).
+        choices: allowed values (an enum flag).
+    """
+    return dataclasses.field(
+        default=default,
+        metadata={"help": help, "flag": flag, "choices": choices},
+    )
+
+
+def section(cls):
+    """A nested config section (its fields become flags too)."""
+    return dataclasses.field(default_factory=cls, metadata={"section": True})
 
 
 @dataclasses.dataclass(frozen=True)
 class DataConfig:
-    """Input pipeline.
+    """Input pipeline (`docs/design.md`, training data)."""
 
-    Attributes:
-        records_dir: folder written by `tools/make_tfrecords.py`.
-        val_dir: validation photos for sample grids: an image folder or a
-            records folder; "" uses the first photo records.
-        crop_size: training crop side S (a multiple of 4).
-        short_side: resize each image's short side to this before cropping
-            (0 keeps the prepared size; crops are then parts of the image).
-        flip: random horizontal flips.
-        shuffle_buffer: records in the shuffle buffer (per kind).
-        num_val_images: validation photos in each sample grid.
-        val_size: side of the validation images in sample grids.
-    """
-
-    records_dir: str = ""
-    val_dir: str = ""
-    crop_size: int = 256
-    short_side: int = 0
-    flip: bool = True
-    shuffle_buffer: int = 512
-    num_val_images: int = 6
-    val_size: int = 256
+    records_dir: str = setting("", "Folder written by tools/make_tfrecords.py.")
+    val_dir: str = setting(
+        "",
+        "Validation photos for sample grids: an image folder or a records "
+        "folder; empty uses the first photo records.",
+    )
+    crop_size: int = setting(256, "Training crop side (a multiple of 4).")
+    short_side: int = setting(
+        0,
+        "Resize each image's short side to this before cropping (0 keeps "
+        "the prepared size; crops are then parts of the image).",
+    )
+    flip: bool = setting(True, "Random horizontal flips.")
+    shuffle_buffer: int = setting(512, "Records in each shuffle buffer.")
+    num_val_images: int = setting(6, "Validation photos per sample grid.")
+    val_size: int = setting(256, "Side of validation images in sample grids.")
 
 
 @dataclasses.dataclass(frozen=True)
 class ModelConfig:
-    """Networks.
+    """Networks (`docs/design.md`, generator / discriminator / VGG)."""
 
-    Attributes:
-        unet: UE generator (U-Net skips) instead of plain AnimeGANv2.
-        upsample: generator resize mode ("tf1" is the reference).
-        d_channels: discriminator `--ch` (64).
-        d_layers: discriminator `--n_dis` (3).
-        spectral_norm: spectral norm on every discriminator conv.
-        vgg_arch: "vgg19" (reference, conv4_4) or "vgg16" (conv4_3).
-        vgg_weights: "imagenet" (Keras download), a local weights file
-            (.h5 for VGG19, .npz for VGG16) or "none" (random; tests only).
-    """
-
-    unet: bool = True
-    upsample: str = "tf1"
-    d_channels: int = 64
-    d_layers: int = 3
-    spectral_norm: bool = True
-    vgg_arch: str = "vgg19"
-    vgg_weights: str = "imagenet"
+    unet: bool = setting(
+        True, "UE generator (U-Net skips); false is plain AnimeGANv2."
+    )
+    upsample: str = setting(
+        "tf1",
+        "Generator bilinear resize convention (tf1 is the reference).",
+        choices=UPSAMPLE_MODES,
+    )
+    d_channels: int = setting(64, "Discriminator base channels (--ch).")
+    d_layers: int = setting(3, "Discriminator stride-2 stages (--n_dis).")
+    spectral_norm: bool = setting(
+        True, "Spectral norm on every discriminator conv."
+    )
+    vgg_arch: str = setting(
+        "vgg19",
+        "Perceptual network: vgg19 (reference, conv4_4) or vgg16 (conv4_3).",
+        choices=VGG_ARCHS,
+    )
+    vgg_weights: str = setting(
+        "imagenet",
+        "imagenet (Keras download) | a local file (.h5 VGG19, .npz VGG16) "
+        "| none (random; tests only).",
+    )
 
 
 @dataclasses.dataclass(frozen=True)
 class LossConfig:
-    """Loss weights (`docs/design.md#loss-weights`, `#losses`).
+    """Loss weights (`docs/design.md#loss-weights`, `#losses`)."""
 
-    Attributes:
-        g_adv: generator adversarial weight (300).
-        d_adv: discriminator loss weight (300).
-        content: VGG content weight (also the init phase's only term).
-        style: grayscale Gram style weight.
-        color: YUV colour weight.
-        tv: total-variation weight.
-        edge: UE Sobel edge weight (0 disables it: plain AnimeGANv2).
-        d_real, d_fake, d_gray, d_smooth: discriminator term weights.
-    """
-
-    g_adv: float = 300.0
-    d_adv: float = 300.0
-    content: float = 1.5
-    style: float = 2.5
-    color: float = 10.0
-    tv: float = 1.0
-    edge: float = 5.0
-    d_real: float = 1.7
-    d_fake: float = 1.7
-    d_gray: float = 1.7
-    d_smooth: float = 1.0
+    g_adv: float = setting(
+        300.0, "Generator adversarial weight.", flag="g_adv_weight"
+    )
+    d_adv: float = setting(
+        300.0, "Discriminator loss weight.", flag="d_adv_weight"
+    )
+    content: float = setting(
+        1.5,
+        "VGG content weight (also the init phase's only term).",
+        flag="content_weight",
+    )
+    style: float = setting(
+        2.5, "Grayscale Gram style weight.", flag="style_weight"
+    )
+    color: float = setting(10.0, "YUV colour weight.", flag="color_weight")
+    tv: float = setting(1.0, "Total-variation weight.", flag="tv_weight")
+    edge: float = setting(
+        5.0,
+        "UE Sobel edge weight (0 disables it: plain AnimeGANv2).",
+        flag="edge_weight",
+    )
+    d_real: float = setting(
+        1.7, "D term: real colour anime.", flag="d_real_weight"
+    )
+    d_fake: float = setting(
+        1.7, "D term: generated images.", flag="d_fake_weight"
+    )
+    d_gray: float = setting(
+        1.7, "D term: grayscale anime.", flag="d_gray_weight"
+    )
+    d_smooth: float = setting(
+        1.0, "D term: gray edge-smoothed anime.", flag="d_smooth_weight"
+    )
 
 
 @dataclasses.dataclass(frozen=True)
 class OptimConfig:
-    """Adam settings of the three optimisers (reference: constant rates).
+    """Adam settings of the three optimisers (reference: constant rates)."""
 
-    Attributes:
-        init_lr: generator rate in the content-only init phase.
-        g_lr: generator rate in the adversarial phase.
-        d_lr: discriminator rate.
-        beta_1, beta_2: Adam betas for all three.
-    """
-
-    init_lr: float = 2e-4
-    g_lr: float = 2e-5
-    d_lr: float = 4e-5
-    beta_1: float = 0.5
-    beta_2: float = 0.999
-
-
-# Keras mixed-precision policies a run may train under.
-PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
+    init_lr: float = setting(2e-4, "Init-phase generator learning rate.")
+    g_lr: float = setting(2e-5, "Generator learning rate (GAN phase).")
+    d_lr: float = setting(4e-5, "Discriminator learning rate.")
+    beta_1: float = setting(0.5, "Adam beta_1 (all three optimisers).")
+    beta_2: float = setting(0.999, "Adam beta_2 (all three optimisers).")
 
 
 @dataclasses.dataclass(frozen=True)
 class TrainConfig:
-    """A training run.
+    """A training run: the run settings and the sections above."""
 
-    Attributes:
-        workdir: checkpoints, TensorBoard events, samples, resolved config;
-            a run resumes from here automatically.
-        batch_size: global batch size (split over replicas).
-        epochs: total epochs, init phase included (reference 101).
-        init_epochs: content-only init epochs (reference 10).
-        steps_per_epoch: 0 derives it as the reference does,
-            floor(max(#photos, #style images) / batch_size).
-        checkpoint_every: steps between checkpoints.
-        keep_checkpoints: checkpoints kept on disk.
-        log_every: steps between metric logs (TensorBoard, metrics.jsonl,
-            progress bar; the only host syncs for metrics).
-        sample_every: steps between validation sample grids.
-        precision: "float32"; "mixed_float16" (float16 compute with dynamic
-            loss scaling, GPUs); or "mixed_bfloat16" (bfloat16 compute, no
-            loss scaling: bfloat16 has float32's exponent range; fast on
-            CPUs with AVX512_BF16/AMX and on recent GPUs). Layer-norm
-            statistics, spectral-norm power iteration, the output layer and
-            every loss stay float32 (docs/design.md, "Precision").
-        jit_compile: XLA-compile the per-replica step (GPU; slower on CPU).
-        strategy: "auto" (MultiWorkerMirrored when TF_CONFIG names several
-            workers, else Mirrored over local GPUs or the CPU), "mirrored",
-            "multiworker" or "default" (no distribution).
-        seed: random seed (weights and data order).
-        data, model, loss, optim: the sections above.
-    """
-
-    workdir: str = ""
-    batch_size: int = 12
-    epochs: int = 101
-    init_epochs: int = 10
-    steps_per_epoch: int = 0
-    checkpoint_every: int = 500
-    keep_checkpoints: int = 5
-    log_every: int = 10
-    sample_every: int = 500
-    precision: str = "float32"
-    jit_compile: bool = False
-    strategy: str = "auto"
-    seed: int = 0
-    data: DataConfig = dataclasses.field(default_factory=DataConfig)
-    model: ModelConfig = dataclasses.field(default_factory=ModelConfig)
-    loss: LossConfig = dataclasses.field(default_factory=LossConfig)
-    optim: OptimConfig = dataclasses.field(default_factory=OptimConfig)
+    workdir: str = setting(
+        "",
+        "Work directory: checkpoints, TensorBoard events, samples, the "
+        "resolved config; a run resumes from it automatically.",
+    )
+    batch_size: int = setting(12, "Global batch size (split over replicas).")
+    epochs: int = setting(
+        101, "Total epochs, init phase included (reference 101)."
+    )
+    init_epochs: int = setting(
+        10, "Content-only generator epochs before the GAN (reference 10)."
+    )
+    steps_per_epoch: int = setting(
+        0, "0: floor(max(#photos, #style images) / batch_size)."
+    )
+    checkpoint_every: int = setting(500, "Steps between checkpoints.")
+    keep_checkpoints: int = setting(5, "Checkpoints kept on disk.")
+    log_every: int = setting(
+        10,
+        "Steps between metric logs (TensorBoard, metrics.jsonl, progress "
+        "bar; the only host syncs for metrics).",
+    )
+    sample_every: int = setting(500, "Steps between validation sample grids.")
+    precision: str = setting(
+        "float32",
+        "Compute precision: mixed_bfloat16 is ~2x faster on CPUs with "
+        "AVX512_BF16/AMX (no loss scaling needed); mixed_float16 (dynamic "
+        "loss scaling) is for GPUs. Layer-norm statistics, spectral norm, "
+        "the output layer and the losses stay float32.",
+        choices=PRECISIONS,
+    )
+    jit_compile: bool = setting(
+        False, "XLA-compile the per-replica step (GPUs; slower on CPU)."
+    )
+    strategy: str = setting(
+        "auto",
+        "auto (MultiWorkerMirrored when TF_CONFIG names several workers, "
+        "else Mirrored over local GPUs or the CPU) | mirrored | "
+        "multiworker | default (no distribution).",
+        choices=STRATEGIES,
+    )
+    seed: int = setting(0, "Random seed (weights and data order).")
+    data: DataConfig = section(DataConfig)
+    model: ModelConfig = section(ModelConfig)
+    loss: LossConfig = section(LossConfig)
+    optim: OptimConfig = section(OptimConfig)
 
     def validate(self):
         """Check every value; returns self.
@@ -208,9 +243,8 @@ class TrainConfig:
                 f"{name} must be >= 1, got {getattr(self, name)}",
             )
         need(
-            self.strategy in ("auto", "mirrored", "multiworker", "default"),
-            f"strategy must be auto|mirrored|multiworker|default, got "
-            f"{self.strategy!r}",
+            self.strategy in STRATEGIES,
+            f"strategy must be {'|'.join(STRATEGIES)}, got {self.strategy!r}",
         )
         d = self.data
         need(
@@ -231,7 +265,7 @@ class TrainConfig:
             f"upsample must be one of {UPSAMPLE_MODES}, got {m.upsample!r}",
         )
         need(
-            m.vgg_arch in ("vgg19", "vgg16"),
+            m.vgg_arch in VGG_ARCHS,
             f"vgg_arch must be vgg19 or vgg16, got {m.vgg_arch!r}",
         )
         need(
@@ -288,3 +322,55 @@ class TrainConfig:
             else:
                 kwargs[f.name] = d[f.name]
         return cls(**kwargs)
+
+
+@dataclasses.dataclass(frozen=True)
+class PrepareConfig:
+    """One `tools/make_tfrecords.py` run (`uegan_tf/data/prepare.py`)."""
+
+    out_dir: str = setting("", "Output folder for shards and manifest.json.")
+    style_dir: str = setting(
+        "", "Folder of style (anime) images, searched recursively."
+    )
+    photo_dir: str | None = setting(
+        None, "Folder of photos, searched recursively."
+    )
+    photo_source: str | None = setting(
+        None,
+        "Instead of --photo_dir: tfds:NAME[:SPLIT] (a TensorFlow Datasets "
+        "dataset in the local TFDS data dir) or imagefolder:ROOT[:SPLIT] "
+        "(layout ROOT/SPLIT/LABEL/*.jpg).",
+    )
+    smooth_dir: str | None = setting(
+        None,
+        "Ready edge-smoothed style images, matched to style images by "
+        "relative path; computed when unset.",
+    )
+    size: int = setting(256, "Short side of the stored images, in pixels.")
+    shards: int = setting(0, "Shards per kind (0: ~256 records each).")
+    quality: int = setting(95, "JPEG quality of the stored images.")
+    min_side: int = setting(64, "Skip images with a shorter short side.")
+    workers: int = setting(0, "Worker processes (0: every core).")
+    tfds_data_dir: str | None = setting(
+        None, "TFDS data dir (default: TFDS's own)."
+    )
+    tfds_download: bool = setting(False, "Let TFDS download a missing dataset.")
+    max_photos: int = setting(0, "Keep at most this many photos (0: all).")
+
+    def validate(self):
+        """Check every value; returns self (ValueError naming the first)."""
+        if not self.out_dir:
+            raise ValueError("--out_dir is required")
+        if not self.style_dir:
+            raise ValueError("--style_dir is required")
+        if (self.photo_dir is None) == (self.photo_source is None):
+            if self.photo_dir is None:
+                raise ValueError("--photo_dir (or --photo_source) is required")
+            raise ValueError("give exactly one of photo_dir and photo_source")
+        if self.size < 16:
+            raise ValueError(f"size must be >= 16, got {self.size}")
+        if not 1 <= self.quality <= 100:
+            raise ValueError(f"quality must be in [1, 100], got {self.quality}")
+        if self.shards < 0 or self.workers < 0 or self.min_side < 1:
+            raise ValueError("shards and workers must be >= 0, min_side >= 1")
+        return self

@@ -6,7 +6,6 @@ here once, in parallel worker processes, so that training only reads
 shards.
 """
 
-import dataclasses
 import datetime
 import json
 import multiprocessing
@@ -18,6 +17,7 @@ import numpy as np
 import tensorflow as tf
 from tqdm import tqdm
 
+from uegan_tf.config import PrepareConfig  # noqa: F401 (re-exported)
 from uegan_tf.data import schema
 from uegan_tf.data.preprocess import prepare_image
 from uegan_tf.fileutil import clean_stale_temps
@@ -34,56 +34,6 @@ TARGET_RECORDS_PER_SHARD = 256
 
 class DataPreparationError(Exception):
     """A user error that stops preparation (missing or empty source)."""
-
-
-@dataclasses.dataclass(frozen=True)
-class PrepareConfig:
-    """Settings of one `make_tfrecords` run.
-
-    Attributes:
-        out_dir: output folder for shards and `manifest.json`.
-        style_dir: folder of style (anime) images, searched recursively.
-        photo_dir: folder of photos, searched recursively.
-        photo_source: alternative photo source: "tfds:NAME[:SPLIT]" (a
-            TensorFlow Datasets dataset in the local TFDS data dir) or
-            "imagefolder:ROOT[:SPLIT]" (`tfds.folder_dataset.ImageFolder`,
-            layout ROOT/SPLIT/LABEL/*.jpg).
-        smooth_dir: folder of ready edge-smoothed style images, matched to
-            style images by relative path; computed when None.
-        size: short side of the stored images, in pixels.
-        shards: shards per kind; 0 picks about 256 records per shard.
-        quality: JPEG quality of the stored images.
-        min_side: images with a shorter short side are skipped.
-        workers: worker processes; 0 uses every core.
-        tfds_data_dir: TFDS data dir (default: TFDS's own default).
-        tfds_download: let TFDS download a missing dataset.
-        max_photos: keep at most this many photos (0 = all).
-    """
-
-    out_dir: str
-    style_dir: str
-    photo_dir: str | None = None
-    photo_source: str | None = None
-    smooth_dir: str | None = None
-    size: int = 256
-    shards: int = 0
-    quality: int = 95
-    min_side: int = 64
-    workers: int = 0
-    tfds_data_dir: str | None = None
-    tfds_download: bool = False
-    max_photos: int = 0
-
-    def validate(self):
-        if (self.photo_dir is None) == (self.photo_source is None):
-            raise ValueError("give exactly one of photo_dir and photo_source")
-        if self.size < 16:
-            raise ValueError(f"size must be >= 16, got {self.size}")
-        if not 1 <= self.quality <= 100:
-            raise ValueError(f"quality must be in [1, 100], got {self.quality}")
-        if self.shards < 0 or self.workers < 0 or self.min_side < 1:
-            raise ValueError("shards and workers must be >= 0, min_side >= 1")
-        return self
 
 
 def _folder_tasks(folder, what, skipped=None):

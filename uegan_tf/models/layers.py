@@ -10,12 +10,12 @@ TF1 code (`TachibanaYoshino/AnimeGANv2:net/generator.py`, `tools/ops.py`).
 import keras
 import tensorflow as tf
 
+from uegan_tf.config import UPSAMPLE_MODES
+
 # Layer norm of the reference: `tf.contrib.layers.layer_norm` normalises over
 # (H, W, C) per sample with a per-channel affine and a hard-coded variance
 # epsilon of 1e-12 (Keras' default 1e-3 changes low-variance maps).
 REFERENCE_LN_EPSILON = 1e-12
-
-UPSAMPLE_MODES = ("tf1", "align_corners", "half_pixel")
 
 
 def he_normal():
