@@ -297,6 +297,7 @@ def run(cfg, log=print, err=None, progress=True):
     from uegan_tf.inference import Stylizer
     from uegan_tf.video import VideoError
     from uegan_tf.video import is_short
+    from uegan_tf.video import model_share
     from uegan_tf.video import stylize_video
 
     # tqdm.write keeps one message per line while a progress bar is drawn.
@@ -431,7 +432,8 @@ def run(cfg, log=print, err=None, progress=True):
                 f"{job.src} -> {job.dst} ({info['frames']} frames at "
                 f"{float(info['fps']):.3g} fps, "
                 f"{'with' if info['audio'] else 'no'} audio, "
-                f"{rate:.2f} frames/s)"
+                f"{rate:.2f} frames/s, "
+                f"{model_share(info):.0%} of the time in the model)"
             )
         except (VideoError, OSError) as e:
             for b in bars:

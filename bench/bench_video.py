@@ -1,0 +1,145 @@
+"""Benchmark video stylization throughput on this machine (run by hand).
+
+    python bench/bench_video.py [--size=1280x720] [--frames=48] \
+        [--batch=4] [--rounds=3] [--checkpoint=SOURCE] \
+        [--out=bench/results/video.json]
+
+Makes a synthetic clip (ffmpeg's `testsrc2` pattern, H.264, with audio) and
+stylizes it with `stylize_video` two ways, in interleaved rounds:
+`sequential` (decode, stylize, encode one after another in one thread) and
+`overlapped` (a decode thread and an encode thread around the model, the
+default). Reports frames per second and the share of the wall time spent
+inside the generator calls (the ceiling is 100 %: the model's own rate).
+Medians over `--rounds`. Without --checkpoint the bundled default style is
+used. Prints a Markdown table and writes JSON.
+"""
+
+import json
+import pathlib
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
+
+from absl import app  # noqa: E402
+from absl import flags  # noqa: E402
+
+_SIZE = flags.DEFINE_string("size", "1280x720", "Clip size WxH.")
+_FRAMES = flags.DEFINE_integer("frames", 48, "Frames in the clip.")
+_BATCH = flags.DEFINE_integer("batch", 4, "Frames per generator call.")
+_ROUNDS = flags.DEFINE_integer("rounds", 3, "Interleaved rounds.")
+_CHECKPOINT = flags.DEFINE_string(
+    "checkpoint", None, "Generator source; default: the bundled style."
+)
+_OUT = flags.DEFINE_string("out", "bench/results/video.json", "JSON output.")
+
+
+def make_clip(path, size, frames):
+    import imageio_ffmpeg
+
+    cmd = [
+        imageio_ffmpeg.get_ffmpeg_exe(),
+        "-y",
+        "-hide_banner",
+        "-loglevel",
+        "error",
+        "-f",
+        "lavfi",
+        "-i",
+        f"testsrc2=size={size}:rate=24",
+        "-f",
+        "lavfi",
+        "-i",
+        "sine=frequency=440",
+        "-frames:v",
+        str(frames),
+        "-c:v",
+        "libx264",
+        "-pix_fmt",
+        "yuv420p",
+        "-c:a",
+        "aac",
+        "-shortest",
+        str(path),
+    ]
+    subprocess.run(cmd, check=True, capture_output=True)
+
+
+def main(argv):
+    del argv
+    from uegan_tf.inference import Stylizer
+    from uegan_tf.video import model_share
+    from uegan_tf.video import stylize_video
+
+    stylizer = Stylizer(_CHECKPOINT.value)
+    runs = {"sequential": [], "overlapped": []}
+    with tempfile.TemporaryDirectory() as tmp:
+        src = pathlib.Path(tmp) / "clip.mp4"
+        make_clip(src, _SIZE.value, _FRAMES.value)
+        # Warm-up: traces the generator at this size.
+        stylize_video(stylizer, src, pathlib.Path(tmp) / "warm.mp4", batch=1)
+        for r in range(_ROUNDS.value):
+            for name in runs:
+                info = stylize_video(
+                    stylizer,
+                    src,
+                    pathlib.Path(tmp) / f"{name}.mp4",
+                    batch=_BATCH.value,
+                    overlap=name == "overlapped",
+                )
+                row = {
+                    "fps": info["frames"] / info["seconds"],
+                    "model_share": model_share(info),
+                    "seconds": info["seconds"],
+                    "model_seconds": info["model_seconds"],
+                }
+                runs[name].append(row)
+                print(
+                    f"round {r} {name:10s} {row['fps']:6.2f} frames/s, "
+                    f"model {row['model_share']:.0%}",
+                    flush=True,
+                )
+    summary = {
+        name: {
+            "fps": statistics.median(x["fps"] for x in rows),
+            "model_share": statistics.median(x["model_share"] for x in rows),
+        }
+        for name, rows in runs.items()
+    }
+    base = summary["sequential"]["fps"]
+    print()
+    print(f"{_SIZE.value}, {_FRAMES.value} frames, batch {_BATCH.value}")
+    print("| path | frames/s (median) | vs sequential | time in model |")
+    print("|---|---|---|---|")
+    for name, s in summary.items():
+        print(
+            f"| {name} | {s['fps']:.2f} | {s['fps'] / base:.2f}x | "
+            f"{s['model_share']:.0%} |"
+        )
+    out = pathlib.Path(_OUT.value)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(
+        json.dumps(
+            {
+                "machine": {
+                    "cpu_count": __import__("os").cpu_count(),
+                    "platform": platform.platform(),
+                    "processor": platform.processor(),
+                },
+                "size": _SIZE.value,
+                "frames": _FRAMES.value,
+                "batch": _BATCH.value,
+                "summary": summary,
+                "rounds": runs,
+            },
+            indent=2,
+        )
+    )
+    print(f"\nwrote {out}")
+
+
+if __name__ == "__main__":
+    app.run(main)
