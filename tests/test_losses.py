@@ -123,11 +123,36 @@ def test_edge_loss_by_hand():
         losses.edge_loss(flat, photo), [expected], rtol=1e-5
     )
     np.testing.assert_array_equal(losses.edge_loss(photo, photo), [0.0])
-    # Luminance only: a hue change at equal luma costs nothing.
+
+
+def test_edge_loss_ignores_hue_at_equal_luma():
+    """Two-colour step images: recolouring at equal luma costs nothing.
+
+    In [0, 1] RGB, BT.601 luma 0.299 r + 0.587 g + 0.114 b. The photo's
+    step goes gray 0.5 (luma 0.5) -> gray 0.2 (luma 0.2). The recoloured
+    image uses an orange and a blue of the same lumas:
+    (1, (0.5 - 0.299) / 0.587, 0) and (0, (0.2 - 0.114) / 0.587, 1).
+    A step of luma 0.5 -> 0.3 instead costs, on the two columns next to
+    the step (of 4), |4 * 0.3 - 4 * 0.2| = 0.4: mean 0.4 * 2 / 4 = 0.2.
+    """
+
+    def step(left, right):
+        rgb = tf.constant([left, left, right, right], tf.float32)
+        return tf.tile(rgb[None, None] * 2.0 - 1.0, [1, 4, 1, 1])
+
+    photo = step([0.5, 0.5, 0.5], [0.2, 0.2, 0.2])
+    recoloured = step(
+        [1.0, (0.5 - 0.299) / 0.587, 0.0], [0.0, (0.2 - 0.114) / 0.587, 1.0]
+    )
     np.testing.assert_allclose(
-        losses.luminance(tf.constant([[[[1.0, 1.0, 1.0]]]])),
-        [[[[1.0]]]],
-        rtol=1e-6,
+        losses.luminance(recoloured)[0, 0, :, 0],
+        [0.5, 0.5, 0.2, 0.2],
+        atol=1e-6,
+    )
+    assert float(losses.edge_loss(recoloured, photo)[0]) < 1e-5
+    weaker = step([0.5, 0.5, 0.5], [0.3, 0.3, 0.3])
+    np.testing.assert_allclose(
+        losses.edge_loss(weaker, photo), [0.2], rtol=1e-4
     )
 
 
