@@ -50,7 +50,7 @@ def main(argv):
 
     from uegan_tf.testing import tiny_train_config
     from uegan_tf.testing import write_fake_records
-    from uegan_tf.trainer import Trainer
+    from uegan_tf.train.trainer import Trainer
 
     tf.get_logger().setLevel("ERROR")
     rows = []

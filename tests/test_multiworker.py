@@ -25,7 +25,7 @@ from uegan_tf.testing import write_fake_records
 _DRIVER = """
 import os, sys
 import numpy as np
-from uegan_tf import trainer as T
+from uegan_tf.train import trainer as T
 _train = T.Trainer.train
 def train(self):
     out = _train(self)
@@ -34,7 +34,7 @@ def train(self):
         np.savez(dump, *[w.numpy() for w in self.generator.weights])
     return out
 T.Trainer.train = train
-from uegan_tf.train import run
+from uegan_tf.train.__main__ import run
 sys.argv[0] = "train"
 run()
 """

@@ -672,7 +672,7 @@ def test_training_on_a_truncated_shard_says_how_to_remake_it(
     from uegan_tf.data.pipeline import CorruptRecordsError
     from uegan_tf.data.pipeline import verify_shards
     from uegan_tf.testing import tiny_train_config
-    from uegan_tf.trainer import Trainer
+    from uegan_tf.train.trainer import Trainer
 
     records, shard = truncated_records
     cfg = tiny_train_config(tmp_path / "run", records)
@@ -692,7 +692,7 @@ def test_train_command_on_a_truncated_shard_is_one_line_exit_1(
     truncated_records, tmp_path, capsys, monkeypatch
 ):
     from uegan_tf import flags as uflags
-    from uegan_tf import train
+    from uegan_tf.train import __main__ as train
 
     records, shard = truncated_records
     uflags.define_train_flags()
@@ -802,7 +802,7 @@ def test_resume_cleans_checkpoint_temps_and_metrics(tmp_path):
 
     from uegan_tf.testing import tiny_train_config
     from uegan_tf.testing import write_fake_records
-    from uegan_tf.trainer import Trainer
+    from uegan_tf.train.trainer import Trainer
 
     records = write_fake_records(tmp_path / "data", 4, 2, size=40)
     cfg = tiny_train_config(

@@ -18,10 +18,10 @@ from conftest import parse_train_args
 from uegan_tf.data.pipeline import build_train_dataset
 from uegan_tf.testing import tiny_train_config
 from uegan_tf.testing import write_fake_records
-from uegan_tf.trainer import GAN
-from uegan_tf.trainer import Trainer
-from uegan_tf.trainer import TrainingDivergedError
-from uegan_tf.trainer import load_generator_from_workdir
+from uegan_tf.train.trainer import GAN
+from uegan_tf.train.trainer import Trainer
+from uegan_tf.train.trainer import TrainingDivergedError
+from uegan_tf.train.workdir import load_generator_from_workdir
 
 
 @pytest.fixture(scope="module")
@@ -281,7 +281,7 @@ def test_metrics_reach_the_host_only_at_log_steps(
     4 steps with log_every=3: converted and logged at steps 3 and 4 (the
     last), where metrics.jsonl gets its only lines.
     """
-    from uegan_tf import trainer as trainer_lib
+    from uegan_tf.train import trainer as trainer_lib
 
     converted = []
     original = trainer_lib.metrics_to_host

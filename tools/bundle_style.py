@@ -34,7 +34,7 @@ def main(argv):
     del argv
     from uegan_tf import registry
     from uegan_tf.fileutil import write_text_atomic
-    from uegan_tf.trainer import load_generator_from_workdir
+    from uegan_tf.train.workdir import load_generator_from_workdir
 
     if not FLAGS.workdir or not FLAGS.name:
         print("error: --workdir and --name are required", file=sys.stderr)

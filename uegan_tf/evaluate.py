@@ -135,7 +135,7 @@ def comparison_grid(photos, outputs, size=256, pad=4):
     Returns:
         uint8 `[R * (size + pad) + pad, (1 + M) * (size + pad) + pad, 3]`.
     """
-    from uegan_tf.summaries import image_grid
+    from uegan_tf.train.summaries import image_grid
 
     rows = []
     for i, photo in enumerate(photos):

@@ -145,7 +145,7 @@ def load_generator(source=None, step=None):
                 )
             return model, info
         if kind == "workdir":
-            from uegan_tf.trainer import load_generator_from_workdir
+            from uegan_tf.train.workdir import load_generator_from_workdir
 
             generator, details = load_generator_from_workdir(path, step)
             info.update(step=details["step"], checkpoint=details["checkpoint"])

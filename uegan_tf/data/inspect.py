@@ -10,7 +10,7 @@ from uegan_tf.data.pipeline import corrupt_shard_error
 from uegan_tf.data.pipeline import gray3
 from uegan_tf.data.pipeline import list_shards
 from uegan_tf.data.prepare import read_manifest
-from uegan_tf.summaries import image_grid
+from uegan_tf.train.summaries import image_grid
 
 
 def summarize(records_dir):

@@ -27,8 +27,6 @@ import tensorflow as tf
 from tqdm import tqdm
 
 from uegan_tf import losses
-from uegan_tf import summaries
-from uegan_tf.config import TrainConfig
 from uegan_tf.data.pipeline import build_train_dataset
 from uegan_tf.data.pipeline import load_validation_images
 from uegan_tf.data.pipeline import verify_shards
@@ -38,11 +36,13 @@ from uegan_tf.models import build_discriminator
 from uegan_tf.models import build_generator
 from uegan_tf.models import build_vgg_features
 from uegan_tf.precision import cpu_has_bf16
+from uegan_tf.train import summaries
+from uegan_tf.train.workdir import CHECKPOINT_DIR
+from uegan_tf.train.workdir import CONFIG_FILE
+from uegan_tf.train.workdir import load_workdir_config
 
 INIT, GAN = 0, 1
 PHASE_NAMES = {INIT: "init", GAN: "gan"}
-CONFIG_FILE = "config.json"
-CHECKPOINT_DIR = "checkpoints"
 
 
 class TrainingDivergedError(RuntimeError):
@@ -99,14 +99,6 @@ def _is_chief(strategy):
 def _task_id(strategy):
     resolver = getattr(strategy, "cluster_resolver", None)
     return getattr(resolver, "task_id", None) or 0
-
-
-def load_workdir_config(workdir):
-    """The `TrainConfig` saved in a work directory (None if there is none)."""
-    path = pathlib.Path(workdir) / CONFIG_FILE
-    if not path.exists():
-        return None
-    return TrainConfig.from_dict(json.loads(path.read_text()))
 
 
 class Trainer:
@@ -722,55 +714,10 @@ def config_summary(cfg):
     return json.dumps(dataclasses.asdict(cfg), indent=2, sort_keys=True)
 
 
-def load_generator_from_workdir(workdir, step=None):
-    """Build the generator of a training work dir and restore its weights.
-
-    Args:
-        workdir: a folder with `config.json` and `checkpoints/`.
-        step: restore this step's checkpoint (default: the latest).
-
-    Returns:
-        `(generator, info)` with info {"step", "checkpoint", "config"}.
-
-    Raises:
-        FileNotFoundError: not a work dir, or no (such) checkpoint.
-        ValueError: the checkpoint files are corrupt or truncated.
-    """
-    from uegan_tf.importers import corrupt_checkpoint_as_value_error
-
-    workdir = pathlib.Path(workdir)
-    cfg = load_workdir_config(workdir)
-    if cfg is None:
-        raise FileNotFoundError(
-            f"{workdir} is not a training work dir (no {CONFIG_FILE})"
-        )
-    ckpt_dir = workdir / CHECKPOINT_DIR
-    if step is None:
-        path = tf.train.latest_checkpoint(str(ckpt_dir))
-    else:
-        path = str(ckpt_dir / f"ckpt-{step}")
-        if not tf.io.gfile.exists(path + ".index"):
-            path = None
-    if path is None:
-        raise FileNotFoundError(
-            f"no checkpoint{'' if step is None else f' for step {step}'} in "
-            f"{ckpt_dir}"
-        )
-    generator = build_generator(
-        unet=cfg.model.unet, upsample=cfg.model.upsample
-    )
-    with corrupt_checkpoint_as_value_error(path):
-        tf.train.Checkpoint(generator=generator).read(path).expect_partial()
-        reader = tf.train.load_checkpoint(path)
-        saved_step = int(reader.get_tensor("step/.ATTRIBUTES/VARIABLE_VALUE"))
-    return generator, {"step": saved_step, "checkpoint": path, "config": cfg}
-
-
 __all__ = [
     "Trainer",
     "TrainingDivergedError",
     "TrainingInterrupted",
     "derive_steps_per_epoch",
-    "load_generator_from_workdir",
     "make_strategy",
 ]

@@ -5,7 +5,7 @@
 
 Run from the repository root (nested flagfile paths are relative to it).
 The run resumes automatically from --workdir. This file only parses flags:
-the work is in `uegan_tf/trainer.py`.
+the work is in `uegan_tf/train/trainer.py`.
 """
 
 import sys
@@ -22,8 +22,8 @@ def main(argv):
     import tensorflow as tf
 
     from uegan_tf import flags as uflags
-    from uegan_tf import trainer as trainer_lib
     from uegan_tf.fileutil import write_text_atomic
+    from uegan_tf.train import trainer as trainer_lib
 
     # TF's INFO lines (strategy devices, saver timings) drown the progress
     # bar; warnings and errors still show.
