@@ -53,7 +53,7 @@ setup(
         ],
         "data": ["tensorflow-datasets"],
         "app": ["gradio>=6,<7"],
-        # Bulk stylization (python -m uegan_tf.beam_stylize). Beam 2.77
+        # Bulk stylization (python -m uegan_tf.inference.beam). Beam 2.77
         # pins protobuf < 7 and pyarrow < 26: pip then installs protobuf
         # 6.33 and pyarrow 25, which TensorFlow 2.21, tf2onnx,
         # tensorflow-serving-api and gradio accept (pip check is clean).

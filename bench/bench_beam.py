@@ -7,7 +7,7 @@ Writes `--images` synthetic photos (sizes around `--size`, all different,
 so no batching across images), then stylizes the same folder with
 
 - `uegan stylize DIR --out_dir=...` (one process), and
-- `python -m uegan_tf.beam_stylize --input=DIR/** --runner=DirectRunner
+- `python -m uegan_tf.inference.beam --input=DIR/** --runner=DirectRunner
   --direct_num_workers=N --direct_running_mode=multi_processing`,
 
 each as a fresh command, timed end to end (start-up and model loading
@@ -73,7 +73,7 @@ def main():
         load = os.getloadavg()
         plain = tmp / "plain"
         seconds = timed(
-            [sys.executable, "-m", "uegan_tf.stylize", str(photos)]
+            [sys.executable, "-m", "uegan_tf.inference.stylize", str(photos)]
             + [f"--out_dir={plain}"]
             + model
         )
@@ -81,7 +81,7 @@ def main():
         rows.append({"runner": "uegan stylize (1 process)", "seconds": seconds})
         beam_out = tmp / "beam"
         seconds = timed(
-            [sys.executable, "-m", "uegan_tf.beam_stylize"]
+            [sys.executable, "-m", "uegan_tf.inference.beam"]
             + [f"--input={photos}/**", f"--output={beam_out}"]
             + ["--runner=DirectRunner", f"--direct_num_workers={args.workers}"]
             + ["--direct_running_mode=multi_processing"]

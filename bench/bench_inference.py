@@ -76,7 +76,7 @@ def main(argv):
     import tensorflow as tf
 
     from uegan_tf import export_lib
-    from uegan_tf.inference import load_generator
+    from uegan_tf.inference.stylizer import load_generator
     from uegan_tf.models import build_generator
 
     tf.get_logger().setLevel("ERROR")

@@ -70,9 +70,9 @@ def make_clip(path, size, frames):
 
 def main(argv):
     del argv
-    from uegan_tf.inference import Stylizer
-    from uegan_tf.video import model_share
-    from uegan_tf.video import stylize_video
+    from uegan_tf.inference.stylizer import Stylizer
+    from uegan_tf.inference.video import model_share
+    from uegan_tf.inference.video import stylize_video
 
     stylizer = Stylizer(_CHECKPOINT.value)
     runs = {"sequential": [], "overlapped": []}

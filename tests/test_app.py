@@ -367,7 +367,7 @@ def test_cache_shares_weights_and_is_bounded(generator_path):
 def test_video_without_duration_is_cut_at_the_limit(
     tmp_path, generator_path, monkeypatch
 ):
-    from uegan_tf import video
+    from uegan_tf.inference import video
 
     # Browser recordings often have no duration; frames are counted.
     real_probe = video.probe
@@ -486,7 +486,7 @@ def test_eight_concurrent_requests(client, tmp_path):
 
 
 def test_video_api(client, tmp_path):
-    from uegan_tf.video import probe
+    from uegan_tf.inference.video import probe
 
     clip = write_video(tmp_path / "clip.mp4", frames=6, fps=6)
     result, message = client.predict(

@@ -9,13 +9,13 @@ import pytest
 beam = pytest.importorskip("apache_beam", reason="pip install '.[beam]'")
 
 from uegan_tf import export_lib  # noqa: E402
-from uegan_tf import stylize  # noqa: E402
-from uegan_tf.beam_stylize import DEAD_LETTER  # noqa: E402
-from uegan_tf.beam_stylize import main  # noqa: E402
-from uegan_tf.beam_stylize import output_path  # noqa: E402
-from uegan_tf.beam_stylize import pattern_base  # noqa: E402
 from uegan_tf.image_io import encode_image  # noqa: E402
 from uegan_tf.image_io import save_rgb  # noqa: E402
+from uegan_tf.inference import stylize  # noqa: E402
+from uegan_tf.inference.beam import DEAD_LETTER  # noqa: E402
+from uegan_tf.inference.beam import main  # noqa: E402
+from uegan_tf.inference.beam import output_path  # noqa: E402
+from uegan_tf.inference.beam import pattern_base  # noqa: E402
 from uegan_tf.models import build_generator  # noqa: E402
 from uegan_tf.testing import synthetic_image  # noqa: E402
 
@@ -130,7 +130,7 @@ def test_inference_failure_is_dead_lettered_not_fatal(tmp_path, photos):
     import apache_beam as beam
     from apache_beam.options.pipeline_options import PipelineOptions
 
-    from uegan_tf import beam_stylize
+    from uegan_tf.inference import beam as beam_stylize
 
     class Failing(beam_stylize.StylizerModelHandler):
         def load_model(self):

@@ -13,8 +13,8 @@ from conftest import parse_train_args
 from uegan_tf import metrics
 from uegan_tf import registry
 from uegan_tf.image_io import load_rgb
-from uegan_tf.inference import Stylizer
-from uegan_tf.inference import load_generator
+from uegan_tf.inference.stylizer import Stylizer
+from uegan_tf.inference.stylizer import load_generator
 
 EXAMPLES = REPO / "uegan_tf" / "examples"
 NAMES = ("astronaut", "chelsea", "coffee", "rocket")

@@ -17,8 +17,8 @@ import tensorflow as tf
 from conftest import shared_path
 
 from uegan_tf import importers
-from uegan_tf.inference import Stylizer
-from uegan_tf.inference import load_generator
+from uegan_tf.inference.stylizer import Stylizer
+from uegan_tf.inference.stylizer import load_generator
 from uegan_tf.models import build_generator
 
 # ---------------------------------------------------------------------------

@@ -18,14 +18,14 @@ from absl import flags
 from absl.testing import flagsaver
 from conftest import REPO
 
-from uegan_tf import stylize
 from uegan_tf.image_io import load_rgb
 from uegan_tf.image_io import save_rgb
-from uegan_tf.inference import Stylizer
+from uegan_tf.inference import stylize
+from uegan_tf.inference.stylize import StylizeConfig
+from uegan_tf.inference.stylize import expand_inputs
+from uegan_tf.inference.stylizer import Stylizer
 from uegan_tf.models import build_generator
 from uegan_tf.quiet import wants_verbose
-from uegan_tf.stylize import StylizeConfig
-from uegan_tf.stylize import expand_inputs
 from uegan_tf.testing import synthetic_image
 
 
@@ -324,8 +324,8 @@ def _damage(path, how):
 def test_corrupt_checkpoint_is_one_model_error(
     tmp_path, model_path, suffix, how, kind
 ):
-    from uegan_tf.inference import ModelLoadError
-    from uegan_tf.inference import load_generator
+    from uegan_tf.inference.stylizer import ModelLoadError
+    from uegan_tf.inference.stylizer import load_generator
 
     if kind == "workdir":
         folder = _workdir(tmp_path / "run", model_path)
@@ -376,7 +376,7 @@ def tiny_savedmodel(tmp_path_factory):
 def test_corrupt_savedmodel_is_one_model_error(tmp_path, tiny_savedmodel, name):
     import shutil
 
-    from uegan_tf.inference import ModelLoadError
+    from uegan_tf.inference.stylizer import ModelLoadError
 
     # Intact, it loads and runs (identity).
     out = Stylizer(str(tiny_savedmodel), tile=0)(synthetic_image(8, 8, 1))
@@ -396,8 +396,8 @@ def test_corrupt_savedmodel_is_one_model_error(tmp_path, tiny_savedmodel, name):
 
 @pytest.mark.parametrize("how", ["truncate", "garbage"])
 def test_corrupt_keras_file_is_called_corrupt(tmp_path, model_path, how):
-    from uegan_tf.inference import ModelLoadError
-    from uegan_tf.inference import load_generator
+    from uegan_tf.inference.stylizer import ModelLoadError
+    from uegan_tf.inference.stylizer import load_generator
 
     path = tmp_path / "g.keras"
     path.write_bytes(pathlib.Path(model_path).read_bytes())
@@ -521,8 +521,8 @@ def test_truncated_video_fails_unless_short_is_allowed(
 def test_video_without_frames_is_one_line_ffmpeg_detail_only_verbose(
     tmp_path, model_path, capsys
 ):
-    from uegan_tf.video import VideoError
-    from uegan_tf.video import stylize_video
+    from uegan_tf.inference.video import VideoError
+    from uegan_tf.inference.video import stylize_video
 
     empty = _cut_media_data(
         _clip(tmp_path / "full.mp4"), tmp_path / "empty.mp4", 0.0
@@ -555,8 +555,8 @@ def test_video_without_frames_is_one_line_ffmpeg_detail_only_verbose(
 
 
 def test_short_video_tolerance_and_ffmpeg_reason():
-    from uegan_tf.video import ffmpeg_reason
-    from uegan_tf.video import is_short
+    from uegan_tf.inference.video import ffmpeg_reason
+    from uegan_tf.inference.video import is_short
 
     # 2 frames or 5 % of the declared count, whichever is more.
     assert not is_short(28, 30) and is_short(27, 30)

@@ -13,15 +13,15 @@ from PIL import Image
 
 from uegan_tf.image_io import load_rgb
 from uegan_tf.image_io import save_rgb
-from uegan_tf.inference import Stylizer
-from uegan_tf.inference import match_brightness
-from uegan_tf.inference import tile_starts
+from uegan_tf.inference.stylize import StylizeConfig
+from uegan_tf.inference.stylize import run
+from uegan_tf.inference.stylizer import Stylizer
+from uegan_tf.inference.stylizer import match_brightness
+from uegan_tf.inference.stylizer import tile_starts
+from uegan_tf.inference.video import probe
+from uegan_tf.inference.video import temporal_blend
 from uegan_tf.models import build_generator
-from uegan_tf.stylize import StylizeConfig
-from uegan_tf.stylize import run
 from uegan_tf.testing import synthetic_image
-from uegan_tf.video import probe
-from uegan_tf.video import temporal_blend
 
 FFMPEG = imageio_ffmpeg.get_ffmpeg_exe()
 
@@ -205,7 +205,7 @@ def _decode(path):
 
 def test_overlapped_video_equals_sequential_in_order(tmp_path):
     """Decode / stylize / encode threads give the same frames, in order."""
-    from uegan_tf.video import stylize_video
+    from uegan_tf.inference.video import stylize_video
 
     src = _make_clip(tmp_path / "clip.mp4", frames=11, size="96x64")
     outs = {}
@@ -233,7 +233,7 @@ def test_overlapped_video_equals_sequential_in_order(tmp_path):
 def test_overlapped_video_error_stops_all_threads(tmp_path, where):
     import threading
 
-    from uegan_tf.video import stylize_video
+    from uegan_tf.inference.video import stylize_video
 
     src = _make_clip(tmp_path / "clip.mp4", frames=20, audio=False)
     before = threading.active_count()
@@ -283,7 +283,7 @@ def test_bad_inputs_one_line_each_others_processed(tmp_path, model_path):
     cmd = [
         sys.executable,
         "-m",
-        "uegan_tf.stylize",
+        "uegan_tf.inference.stylize",
         str(inp),
         str(tmp_path / "missing.jpg"),
         f"--model={model_path}",
@@ -367,7 +367,7 @@ def test_large_image_runs_in_bounded_memory(tmp_path, model_path):
     """A 4000x3000 photo, tiled automatically; peak RSS measured."""
     script = (
         "import resource, numpy as np\n"
-        "from uegan_tf.inference import Stylizer\n"
+        "from uegan_tf.inference.stylizer import Stylizer\n"
         f"s = Stylizer({model_path!r}, tile_batch=1)\n"
         "img = (np.random.default_rng(0).uniform(0, 255, (3000, 4000, 3))"
         ").astype(np.uint8)\n"

@@ -6,9 +6,9 @@
         [--size=dynamic|HxW] [--fixed_size=256x256] \
         [--representative_dir=PHOTOS] [--val_dir=PHOTOS]
 
---checkpoint takes anything `uegan_tf.inference.load_generator` takes: a
-.keras generator, a training work dir (--step picks a checkpoint), a style
-name or an official AnimeGANv2 TF1 checkpoint folder.
+--checkpoint takes anything `uegan_tf.inference.stylizer.load_generator`
+takes: a .keras generator, a training work dir (--step picks a
+checkpoint), a style name or an official AnimeGANv2 TF1 checkpoint folder.
 
 Writes, each file atomically:
 
@@ -148,8 +148,8 @@ def main(argv):
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
     # Imported here so that --help does not pay for TensorFlow.
     from uegan_tf import export_lib
-    from uegan_tf.inference import ModelLoadError
-    from uegan_tf.inference import load_generator
+    from uegan_tf.inference.stylizer import ModelLoadError
+    from uegan_tf.inference.stylizer import load_generator
 
     try:
         options = _options()

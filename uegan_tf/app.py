@@ -375,7 +375,7 @@ class StylizerCache:
         Raises:
             ModelLoadError: the source cannot be loaded.
         """
-        from uegan_tf.inference import Stylizer
+        from uegan_tf.inference.stylizer import Stylizer
 
         key = (str(source), tile, bool(brightness))
         # Loading under the lock means two first requests for one style
@@ -449,7 +449,7 @@ class StylizeService:
         Raises:
             InputError: no models, unknown style or unloadable model.
         """
-        from uegan_tf.inference import ModelLoadError
+        from uegan_tf.inference.stylizer import ModelLoadError
 
         if not self.styles:
             raise InputError(self.no_models_message())
@@ -646,9 +646,9 @@ class StylizeService:
         Raises:
             InputError: bad upload, style or model; video too long.
         """
-        from uegan_tf.video import VideoError
-        from uegan_tf.video import probe
-        from uegan_tf.video import stylize_video
+        from uegan_tf.inference.video import VideoError
+        from uegan_tf.inference.video import probe
+        from uegan_tf.inference.video import stylize_video
 
         path, data, name = _upload_file(payload, "video")
         if path is None:

@@ -62,8 +62,8 @@ def add_style_main(argv):
     args = parser.parse_args(argv)
     _quiet_tensorflow_import(["--verbose"] if args.verbose else [])
     from uegan_tf import registry
-    from uegan_tf.inference import ModelLoadError
-    from uegan_tf.inference import load_generator
+    from uegan_tf.inference.stylizer import ModelLoadError
+    from uegan_tf.inference.stylizer import load_generator
 
     try:
         generator, info = load_generator(args.source, args.step)
@@ -91,7 +91,7 @@ def main(argv=None):
     command, rest = argv[1], argv[2:]
     if command == "stylize":
         # stylize.cli quiets TensorFlow itself (and not for --help).
-        from uegan_tf import stylize
+        from uegan_tf.inference import stylize
 
         stylize.cli(["uegan stylize", *rest])
         return 0

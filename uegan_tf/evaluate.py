@@ -195,7 +195,7 @@ def evaluate(cfg, log=print):
     from uegan_tf.image_io import find_images
     from uegan_tf.image_io import load_rgb
     from uegan_tf.image_io import save_rgb
-    from uegan_tf.inference import Stylizer
+    from uegan_tf.inference.stylizer import Stylizer
     from uegan_tf.metrics import StyleDescriptor
     from uegan_tf.metrics import content_metrics
     from uegan_tf.metrics import fid
@@ -428,7 +428,7 @@ def main(argv):
         style_crops=f.style_crops,
         style_crop=f.style_crop,
     )
-    from uegan_tf.inference import ModelLoadError
+    from uegan_tf.inference.stylizer import ModelLoadError
 
     try:
         summary = evaluate(cfg)

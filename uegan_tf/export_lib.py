@@ -49,7 +49,7 @@ from uegan_tf.fileutil import write_text_atomic
 from uegan_tf.image_io import find_images
 from uegan_tf.image_io import load_rgb
 from uegan_tf.image_io import resize_short_side
-from uegan_tf.inference import stylize_uint8
+from uegan_tf.inference.stylizer import stylize_uint8
 from uegan_tf.testing import synthetic_image
 
 SERVING_DEFAULT = "serving_default"

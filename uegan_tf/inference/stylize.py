@@ -5,7 +5,7 @@
         [--max_side=2048] [--brightness] [--side_by_side] \
         [--temporal_smoothing=0.5] [--skip_existing | --overwrite]
     uegan stylize --examples --out_dir=out      # the bundled example photos
-    python -m uegan_tf.stylize ...               # the same command
+    python -m uegan_tf.inference.stylize ...               # the same command
 
 Every input is handled on its own: a bad file prints one line and the others
 are still processed; the exit code is 1 when anything failed, 2 for usage
@@ -126,7 +126,7 @@ class Job:
 def output_name(path, image_format="auto"):
     """The output file name for an input: `.mp4` for videos, `.jpg` for
     JPEGs (or all images with image_format "jpg"), `.png` otherwise."""
-    from uegan_tf.video import is_video_path
+    from uegan_tf.inference.video import is_video_path
 
     path = pathlib.PurePath(path)
     if is_video_path(path):
@@ -163,8 +163,8 @@ def expand_inputs(inputs, out_dir, image_format="auto", warn=None):
     """
     from uegan_tf.image_io import IMAGE_EXTENSIONS
     from uegan_tf.image_io import find_images
-    from uegan_tf.video import VIDEO_EXTENSIONS
-    from uegan_tf.video import is_video_path
+    from uegan_tf.inference.video import VIDEO_EXTENSIONS
+    from uegan_tf.inference.video import is_video_path
 
     out_dir = pathlib.Path(out_dir)
     out_real = out_dir.resolve()
@@ -294,11 +294,11 @@ def run(cfg, log=print, err=None, progress=True):
     from uegan_tf.image_io import ImageTooLargeError
     from uegan_tf.image_io import load_rgb
     from uegan_tf.image_io import save_rgb
-    from uegan_tf.inference import Stylizer
-    from uegan_tf.video import VideoError
-    from uegan_tf.video import is_short
-    from uegan_tf.video import model_share
-    from uegan_tf.video import stylize_video
+    from uegan_tf.inference.stylizer import Stylizer
+    from uegan_tf.inference.video import VideoError
+    from uegan_tf.inference.video import is_short
+    from uegan_tf.inference.video import model_share
+    from uegan_tf.inference.video import stylize_video
 
     # tqdm.write keeps one message per line while a progress bar is drawn.
     err = err or (lambda msg: tqdm.write(msg, file=sys.stderr))
@@ -556,7 +556,7 @@ def config_from_flags(argv):
 
 
 def main(argv):
-    from uegan_tf.inference import ModelLoadError
+    from uegan_tf.inference.stylizer import ModelLoadError
 
     try:
         cfg = config_from_flags(argv)
@@ -615,7 +615,7 @@ def help_text():
 
 
 def cli(argv=None):
-    """Entry point: `python -m uegan_tf.stylize` / `uegan stylize`."""
+    """Entry point: `python -m uegan_tf.inference.stylize` / `uegan stylize`."""
     from uegan_tf.quiet import quiet_tensorflow
     from uegan_tf.quiet import wants_verbose
 

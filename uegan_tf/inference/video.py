@@ -201,7 +201,7 @@ def stylize_video(
     (re-encoded to AAC so that any source container works).
 
     Args:
-        stylizer: a `uegan_tf.inference.Stylizer`.
+        stylizer: a `uegan_tf.inference.stylizer.Stylizer`.
         src: input video path.
         dst: output path (written atomically).
         batch: frames per generator call.

@@ -1,6 +1,6 @@
 """Bulk stylization on Apache Beam (`pip install ".[beam]"`).
 
-    python -m uegan_tf.beam_stylize --input='photos/**/*.jpg' --output=out/ \
+    python -m uegan_tf.inference.beam --input='photos/**/*.jpg' --output=out/ \
         [--model=STYLE|SAVEDMODEL|WORKDIR] [Beam pipeline options]
 
 The pipeline, one Beam transform per stage:
@@ -21,7 +21,7 @@ must be able to write again); each is written to a temporary name
 half-written image under an output's name (it may leave the `.part-` file,
 which nothing removes).
 
-Why a custom `ModelHandler` around `uegan_tf.inference.Stylizer` rather
+Why a custom `ModelHandler` around `uegan_tf.inference.stylizer.Stylizer` rather
 than Beam's `TFModelHandlerTensor`:
 
 - `TFModelHandlerTensor` stacks a batch with `tf.stack`: photos of
@@ -94,7 +94,7 @@ def relative_path(path, base):
 
 def output_path(path, base, output_dir, image_format="auto"):
     """Where the stylized `path` goes: OUTPUT/<relative folder>/<name>."""
-    from uegan_tf.stylize import output_name
+    from uegan_tf.inference.stylize import output_name
 
     rel = relative_path(path, base)
     folder, _, _ = rel.rpartition("/")
@@ -143,7 +143,7 @@ class DecodeImage(beam.DoFn):
 
 
 class StylizerModelHandler(ModelHandler):
-    """A Beam model handler running `uegan_tf.inference.Stylizer`.
+    """A Beam model handler running `uegan_tf.inference.stylizer.Stylizer`.
 
     Elements are uint8 RGB arrays `[H, W, 3]` of any size; predictions are
     uint8 RGB arrays of the same size (or the `max_side`-downscaled size).
@@ -157,7 +157,7 @@ class StylizerModelHandler(ModelHandler):
         self.max_side = max_side
 
     def load_model(self):
-        from uegan_tf.inference import Stylizer
+        from uegan_tf.inference.stylizer import Stylizer
 
         return Stylizer(
             self.model_source,
@@ -281,7 +281,7 @@ def build(
 
 def parse_args(argv):
     parser = argparse.ArgumentParser(
-        prog="python -m uegan_tf.beam_stylize",
+        prog="python -m uegan_tf.inference.beam",
         description=(
             "Stylize many images on Apache Beam. Other arguments are "
             "Beam pipeline options (--runner, --direct_num_workers, ...)."
@@ -311,8 +311,8 @@ def parse_args(argv):
 def main(argv=None):
     args, beam_args = parse_args(sys.argv[1:] if argv is None else argv)
     # Fail before starting workers: a bad model is a usage error.
-    from uegan_tf.inference import ModelLoadError
-    from uegan_tf.inference import resolve_source
+    from uegan_tf.inference.stylizer import ModelLoadError
+    from uegan_tf.inference.stylizer import resolve_source
 
     try:
         resolve_source(args.model)
