@@ -10,8 +10,8 @@ from absl.testing import flagsaver
 from conftest import REPO
 from conftest import parse_train_args
 
-from uegan_tf import metrics
 from uegan_tf import registry
+from uegan_tf.eval import metrics
 from uegan_tf.image_io import load_rgb
 from uegan_tf.inference.stylizer import Stylizer
 from uegan_tf.inference.stylizer import load_generator

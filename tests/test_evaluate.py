@@ -8,13 +8,13 @@ import keras
 import numpy as np
 import pytest
 
-from uegan_tf import metrics
-from uegan_tf.evaluate import EvalConfig
-from uegan_tf.evaluate import comparison_grid
-from uegan_tf.evaluate import evaluate
-from uegan_tf.evaluate import letterbox
-from uegan_tf.evaluate import parse_models
-from uegan_tf.evaluate import split_step
+from uegan_tf.eval import metrics
+from uegan_tf.eval.evaluate import EvalConfig
+from uegan_tf.eval.evaluate import comparison_grid
+from uegan_tf.eval.evaluate import evaluate
+from uegan_tf.eval.evaluate import letterbox
+from uegan_tf.eval.evaluate import parse_models
+from uegan_tf.eval.evaluate import split_step
 from uegan_tf.image_io import save_rgb
 from uegan_tf.models import build_generator
 from uegan_tf.testing import synthetic_image
@@ -307,8 +307,8 @@ def test_style_gain_on_real_images():
 
 
 def test_baselines_restyle_deterministically():
-    from uegan_tf.baselines import BASELINES
-    from uegan_tf.baselines import BaselineStylizer
+    from uegan_tf.eval.baselines import BASELINES
+    from uegan_tf.eval.baselines import BaselineStylizer
 
     img = synthetic_image(64, 80, 3)
     for name, fn in BASELINES.items():

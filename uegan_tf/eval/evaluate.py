@@ -1,7 +1,8 @@
 """Evaluate stylization models side by side.
 
-    python -m uegan_tf.evaluate --models=anime,plain=runs/anime_plain@2000 \
-        --photos=photos/ --style_dir=style_images/ --out=eval/anime \
+    python -m uegan_tf.eval.evaluate \
+        --models=anime,plain=runs/anime_plain@2000 --photos=photos/ \
+        --style_dir=style_images/ --out=eval/anime \
         --vgg16_weights=path/to/vgg16_imagenet_features.npz \
         [--features=auto|inception|vgg16|none] [--inception_weights=PATH] \
         [--nobaselines] [--style_crops=64] [--edge_tolerance=2]
@@ -62,7 +63,7 @@ class EvalConfig:
         max_side: downscale photos whose long side exceeds this first.
         input_row: add a first row, "input", for the photos unchanged: the
             baseline of the style distances (FID/KID to the style images).
-        baselines: add the non-learned rows (`uegan_tf.baselines`).
+        baselines: add the non-learned rows (`uegan_tf.eval.baselines`).
         style_crops: windows per image for the style gain.
         style_crop: window side for the style gain.
     """
@@ -146,7 +147,7 @@ def comparison_grid(photos, outputs, size=256, pad=4):
 
 
 def _feature_extractor(cfg, log):
-    from uegan_tf.metrics import FeatureExtractor
+    from uegan_tf.eval.metrics import FeatureExtractor
 
     if cfg.features == "none":
         return None
@@ -190,17 +191,17 @@ def _stylize_timed(stylizer, photos):
 
 def evaluate(cfg, log=print):
     """Run the evaluation; returns the summary dict (also written to disk)."""
-    from uegan_tf.baselines import BASELINES
-    from uegan_tf.baselines import BaselineStylizer
+    from uegan_tf.eval.baselines import BASELINES
+    from uegan_tf.eval.baselines import BaselineStylizer
+    from uegan_tf.eval.metrics import StyleDescriptor
+    from uegan_tf.eval.metrics import content_metrics
+    from uegan_tf.eval.metrics import fid
+    from uegan_tf.eval.metrics import kid
+    from uegan_tf.eval.metrics import style_gain
     from uegan_tf.image_io import find_images
     from uegan_tf.image_io import load_rgb
     from uegan_tf.image_io import save_rgb
     from uegan_tf.inference.stylizer import Stylizer
-    from uegan_tf.metrics import StyleDescriptor
-    from uegan_tf.metrics import content_metrics
-    from uegan_tf.metrics import fid
-    from uegan_tf.metrics import kid
-    from uegan_tf.metrics import style_gain
 
     out = pathlib.Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
