@@ -41,6 +41,10 @@ IMAGE_EXTENSIONS = (
 # 64 MP (8000x8000) thus peaks at ~2.4 + 64 x 0.035 = 4.6 GB, within an
 # 8 GB machine, and takes 10-25 min here; the 289 MP PNG of issue 17 would
 # need ~12.5 GB and an hour or more. `--max_megapixels` raises the limit.
+# The photos bundled with the package (`uegan stylize --examples`, the app's
+# examples, export's sample and calibration photos).
+EXAMPLES_DIR = pathlib.Path(__file__).resolve().parent / "examples"
+
 MAX_PIXELS = 64_000_000
 STYLIZE_BASE_MB = 2400
 MB_PER_MEGAPIXEL = 35

@@ -131,3 +131,39 @@ def add_style(
         generator.save(pathlib.Path(tmp) / GENERATOR_FILE)
         (pathlib.Path(tmp) / STYLE_FILE).write_text(json.dumps(meta, indent=2))
     return final
+
+
+def _style_name(source):
+    path = pathlib.Path(source)
+    if path.name == "generator.keras":  # a style folder's file
+        return path.parent.name
+    return path.stem if path.suffix else path.name
+
+
+def parse_model_specs(values):
+    """`NAME=PATH` model specs -> styles, in the given order.
+
+    The one parser of model lists: `uegan app --model` and
+    `python -m uegan_tf.eval.evaluate --models`. A bare `PATH` is named
+    after its style folder (`.../NAME/generator.keras`), file stem or
+    folder name.
+
+    Args:
+        values: strings, each `PATH` or `NAME=PATH`, possibly several
+            separated by commas.
+
+    Returns:
+        dict display name -> model source. A name taken twice gets a
+        numeric suffix.
+    """
+    styles = {}
+    for value in values:
+        for spec in filter(None, (s.strip() for s in value.split(","))):
+            name, sep, source = spec.partition("=")
+            if not sep:
+                name, source = _style_name(spec), spec
+            name, base, n = name.strip() or "model", name.strip(), 2
+            while name in styles:
+                name, n = f"{base}-{n}", n + 1
+            styles[name] = source.strip()
+    return styles

@@ -85,18 +85,12 @@ class EvalConfig:
 
 
 def parse_models(spec):
-    """ "a,b=path" -> (("a", "a"), ("b", "path")); a work dir's step stays
-    in the source ("b=runs/x@1200", see `split_step`)."""
-    out = []
-    for item in spec:
-        item = item.strip()
-        if not item:
-            continue
-        label, _, source = item.partition("=")
-        if not source:
-            label, source = pathlib.Path(item).name or item, item
-        out.append((label, source))
-    return tuple(out)
+    """ "a,b=path" -> (("a", "a"), ("b", "path")), labelled as the app
+    labels `--model` values (`registry.parse_model_specs`); a work dir's
+    step stays in the source ("b=runs/x@1200", see `split_step`)."""
+    from uegan_tf.registry import parse_model_specs
+
+    return tuple(parse_model_specs(spec).items())
 
 
 def split_step(source):

@@ -24,11 +24,11 @@ from absl import flags
 
 from uegan_tf.fileutil import clean_stale_temps
 from uegan_tf.fileutil import output_dir_problem
+from uegan_tf.image_io import EXAMPLES_DIR
 from uegan_tf.image_io import MAX_PIXELS
 from uegan_tf.image_io import MB_PER_MEGAPIXEL
 from uegan_tf.image_io import STYLIZE_BASE_MB
 
-EXAMPLES_DIR = pathlib.Path(__file__).resolve().parent / "examples"
 # Smallest useful --max_side: the generator's own minimum side
 # (`inference.MIN_SIDE`, not imported here: it would load TensorFlow
 # before the flags are parsed).

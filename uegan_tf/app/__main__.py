@@ -1,0 +1,7 @@
+"""`python -m uegan_tf.app`: the same command as `uegan app`."""
+
+import sys
+
+from uegan_tf.app.cli import cli
+
+sys.exit(cli())
