@@ -64,18 +64,14 @@ _OUT = flags.DEFINE_string(
 )
 
 
-def _dir_size(path):
-    return sum(
-        p.stat().st_size for p in pathlib.Path(path).rglob("*") if p.is_file()
-    )
-
-
 def main(argv):
     del argv
     import keras
     import tensorflow as tf
 
-    from uegan_tf import export_lib
+    from uegan_tf import export as uexport
+    from uegan_tf.fileutil import dir_size
+    from uegan_tf.image_ops import to_unit_range_np
     from uegan_tf.inference.stylizer import load_generator
     from uegan_tf.models import build_generator
 
@@ -94,7 +90,7 @@ def main(argv):
     rows, sizes_bytes = [], {}
 
     def record(backend, size, run, x, model_bytes):
-        med, times = export_lib.time_runs(run, x, _WARMUP.value, _REPEATS.value)
+        med, times = uexport.time_runs(run, x, _WARMUP.value, _REPEATS.value)
         rows.append(
             {
                 "backend": backend,
@@ -113,10 +109,10 @@ def main(argv):
         generator.save(keras_file)
         onnx_runner = None
         for size in (int(s) for s in _SIZES.value):
-            x = export_lib.to_float(
-                export_lib.sample_photos((size, size), ("astronaut",))
+            x = to_unit_range_np(
+                uexport.sample_photos((size, size), ("astronaut",))
             )
-            saved = export_lib.write_saved_model(
+            saved = uexport.write_saved_model(
                 generator,
                 tmp / f"s{size}",
                 fixed_size=(size, size),
@@ -143,9 +139,9 @@ def main(argv):
                 record(
                     "savedmodel",
                     size,
-                    export_lib.saved_model_runner(saved),
+                    uexport.saved_model_runner(saved),
                     x,
-                    _dir_size(saved),
+                    dir_size(saved),
                 )
             calibration = None
             for backend, mode in TFLITE_MODES.items():
@@ -154,19 +150,19 @@ def main(argv):
                 if mode == "int8" and calibration is None:
                     # The bundled photos but the benchmarked astronaut
                     # (scikit-image's motorcycle is not bundled).
-                    calibration = export_lib.sample_photos(
+                    calibration = uexport.sample_photos(
                         (size, size), ("coffee", "chelsea", "rocket")
                     )
-                content = export_lib.convert_to_tflite(
-                    saved, mode, export_lib.FIXED_SIGNATURE, calibration
+                content = uexport.convert_to_tflite(
+                    saved, mode, uexport.FIXED_SIGNATURE, calibration
                 )
-                runner = export_lib.TFLiteRunner(content, _THREADS.value)
+                runner = uexport.TFLiteRunner(content, _THREADS.value)
                 record(backend, size, runner, x, len(content))
                 del runner
             if "onnx" in _BACKENDS.value:
                 if onnx_runner is None:
-                    content = export_lib.convert_to_onnx(saved)
-                    onnx_runner = export_lib.OnnxRunner(content, _THREADS.value)
+                    content = uexport.convert_to_onnx(saved)
+                    onnx_runner = uexport.OnnxRunner(content, _THREADS.value)
                     sizes_bytes["onnx"] = len(content)
                 record("onnx", size, onnx_runner, x, None)
 

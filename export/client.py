@@ -36,7 +36,8 @@ import urllib.request
 import numpy as np
 
 DEFAULT_MODEL = "uegan"
-# mode -> (signature, input name, output name); matches uegan_tf.export_lib.
+# mode -> (signature, input name, output name); matches
+# uegan_tf/export/signatures.py.
 MODES = {
     "bytes": ("serve_bytes", "image_bytes", "png_bytes"),
     "tensor": ("serving_default", "images", "stylized"),

@@ -8,7 +8,7 @@ import pytest
 
 beam = pytest.importorskip("apache_beam", reason="pip install '.[beam]'")
 
-from uegan_tf import export_lib  # noqa: E402
+from uegan_tf import export as uexport  # noqa: E402
 from uegan_tf.image_io import encode_image  # noqa: E402
 from uegan_tf.image_io import save_rgb  # noqa: E402
 from uegan_tf.inference import stylize  # noqa: E402
@@ -37,7 +37,7 @@ BAD = {
 @pytest.fixture(scope="module")
 def saved_model(tmp_path_factory):
     keras.utils.set_random_seed(3)
-    return export_lib.write_saved_model(
+    return uexport.write_saved_model(
         build_generator(unet=True),
         tmp_path_factory.mktemp("exports"),
         fixed_size=(32, 32),

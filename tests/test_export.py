@@ -1,11 +1,11 @@
-"""SavedModel, TFLite and ONNX export (`uegan_tf.export_lib`).
+"""SavedModel, TFLite and ONNX export (`uegan_tf.export`).
 
 The generator is a seeded, randomly initialised UE generator: realistic in
 size and depth (2.2 M parameters, every layer type), with no weights to
 download. Images are the package's bundled example photos (no
 scikit-image: the `export` extra does not install it). TFLite models run on
 the `ai-edge-litert` interpreter, an independent runtime. PSNRs compare
-float outputs in [-1, 1] with a peak of 2 (`export_lib.psnr`).
+float outputs in [-1, 1] with a peak of 2 (`uexport.psnr`).
 
 Slow: the tool end to end and `saved_model_cli run` (`--run-slow`).
 """
@@ -21,9 +21,11 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from uegan_tf import export_lib
-from uegan_tf.data.pipeline import from_unit_range
-from uegan_tf.data.pipeline import to_unit_range
+from uegan_tf import export as uexport
+from uegan_tf.image_ops import fit_cover
+from uegan_tf.image_ops import from_unit_range
+from uegan_tf.image_ops import to_unit_range
+from uegan_tf.image_ops import to_unit_range_np
 from uegan_tf.models import build_generator
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
@@ -31,7 +33,7 @@ SEED = 0
 SIZE = (128, 128)
 # Checks on the whole bundled photos; int8 is calibrated on their
 # quadrants (other views: the package ships only these four photos).
-EVAL_PHOTOS = export_lib.SAMPLE_PHOTOS
+EVAL_PHOTOS = uexport.SAMPLE_PHOTOS
 # int8 measured 27.8 dB calibrated on one quadrant of each bundled photo
 # (27.5 dB on all 16 quadrants); it was 28+ dB calibrated on four other
 # scikit-image photos, which a plain install does not have.
@@ -53,22 +55,22 @@ def generator():
 @pytest.fixture(scope="module")
 def photos():
     return {
-        "eval": export_lib.sample_photos(SIZE, EVAL_PHOTOS),
-        "calibration": export_lib.sample_photos(
-            SIZE, EVAL_PHOTOS, quadrants=True
-        )[::4],
+        "eval": uexport.sample_photos(SIZE, EVAL_PHOTOS),
+        "calibration": uexport.sample_photos(SIZE, EVAL_PHOTOS, quadrants=True)[
+            ::4
+        ],
     }
 
 
 @pytest.fixture(scope="module")
 def references(generator, photos):
-    return export_lib.keras_outputs(generator, photos["eval"])
+    return uexport.keras_outputs(generator, photos["eval"])
 
 
 @pytest.fixture(scope="module")
 def saved_model(generator, tmp_path_factory):
     base = tmp_path_factory.mktemp("exports")
-    return export_lib.write_saved_model(
+    return uexport.write_saved_model(
         generator, base, name="uegan", fixed_size=SIZE
     )
 
@@ -91,17 +93,17 @@ def test_versioned_layout(saved_model):
     assert saved_model.name == "1"
     assert saved_model.parent.name == "uegan"
     assert (saved_model / "saved_model.pb").exists()
-    assert (saved_model / export_lib.WARMUP_FILE).exists()
+    assert (saved_model / uexport.WARMUP_FILE).exists()
     # Nothing but the published version under the model folder.
     assert [p.name for p in saved_model.parent.iterdir()] == ["1"]
-    assert export_lib.next_version(saved_model.parent) == 2
+    assert uexport.next_version(saved_model.parent) == 2
     # Each weight is saved once: 2,235,712 float32 parameters.
     data = sum(p.stat().st_size for p in (saved_model / "variables").iterdir())
     assert 8.9e6 < data < 9.1e6
 
 
 def test_signatures(saved_model):
-    assert export_lib.signature_names(saved_model) == sorted(
+    assert uexport.signature_names(saved_model) == sorted(
         [
             "serve_bytes",
             "serve_float",
@@ -140,9 +142,7 @@ def test_saved_model_cli_lists_both_signatures(saved_model):
 def test_serving_default_equals_keras(generator, loaded, photos, shape):
     # Non-square, sides not multiples of 4: the graph pads and crops.
     n, h, w = shape
-    images = np.stack(
-        [export_lib.fit_image(p, (h, w)) for p in photos["eval"][:n]]
-    )
+    images = np.stack([fit_cover(p, (h, w)) for p in photos["eval"][:n]])
     out = loaded.signatures["serving_default"](images=tf.constant(images))
     out = out["stylized"].numpy()
     assert out.dtype == np.uint8 and out.shape == (n, h, w, 3)
@@ -152,9 +152,9 @@ def test_serving_default_equals_keras(generator, loaded, photos, shape):
 
 
 def test_bytes_signature_jpeg_to_png(loaded, photos):
-    image = export_lib.fit_image(photos["eval"][1], (50, 66))
+    image = fit_cover(photos["eval"][1], (50, 66))
     jpeg = tf.io.encode_jpeg(image, quality=90).numpy()
-    png = tf.io.encode_png(export_lib.fit_image(photos["eval"][2], (36, 40)))
+    png = tf.io.encode_png(fit_cover(photos["eval"][2], (36, 40)))
     out = loaded.signatures["serve_bytes"](
         image_bytes=tf.constant([jpeg, png.numpy()])
     )["png_bytes"].numpy()
@@ -170,21 +170,21 @@ def test_bytes_signature_jpeg_to_png(loaded, photos):
 
 
 def test_float_signatures_equal_keras(generator, loaded, photos, references):
-    image = export_lib.fit_image(photos["eval"][0], (50, 66))
+    image = fit_cover(photos["eval"][0], (50, 66))
     out = loaded.signatures["serve_float"](
-        image=tf.constant(export_lib.to_float([image]))
+        image=tf.constant(to_unit_range_np([image]))
     )["stylized"].numpy()
-    ref = export_lib.keras_outputs(generator, [image])[0]
+    ref = uexport.keras_outputs(generator, [image])[0]
     assert out.shape == (1, 50, 66, 3)
-    assert export_lib.psnr(out, ref) > 100
+    assert uexport.psnr(out, ref) > 100
     fixed = loaded.signatures["serve_tflite"](
-        image=tf.constant(export_lib.to_float(photos["eval"][:1]))
+        image=tf.constant(to_unit_range_np(photos["eval"][:1]))
     )["stylized"].numpy()
-    assert export_lib.psnr(fixed, references[0]) > 100
+    assert uexport.psnr(fixed, references[0]) > 100
 
 
 def test_warmup_requests_parse(saved_model):
-    logs = export_lib.read_warmup_requests(saved_model / export_lib.WARMUP_FILE)
+    logs = uexport.read_warmup_requests(saved_model / uexport.WARMUP_FILE)
     assert [
         log.predict_log.request.model_spec.signature_name for log in logs
     ] == ["serving_default", "serve_bytes"]
@@ -198,11 +198,11 @@ def test_warmup_requests_parse(saved_model):
 
 def test_session_loader_runs_warmup_requests(saved_model):
     # TF Serving's loader: the TF1 session path, fed by SignatureDef names.
-    model = export_lib.SessionModel(saved_model)
+    model = uexport.SessionModel(saved_model)
     try:
         assert set(model.signatures) >= {"serving_default", "serve_bytes"}
-        for log in export_lib.read_warmup_requests(
-            saved_model / export_lib.WARMUP_FILE
+        for log in uexport.read_warmup_requests(
+            saved_model / uexport.WARMUP_FILE
         ):
             request = log.predict_log.request
             inputs = {k: tf.make_ndarray(v) for k, v in request.inputs.items()}
@@ -221,27 +221,29 @@ def test_export_is_atomic(generator, tmp_path, monkeypatch):
     def broken(path, logs):
         raise OSError("disk full")
 
-    monkeypatch.setattr(export_lib, "write_warmup_requests", broken)
+    from uegan_tf.export import serving
+
+    monkeypatch.setattr(serving, "write_warmup_requests", broken)
     with pytest.raises(OSError, match="disk full"):
-        export_lib.write_saved_model(generator, tmp_path, version=3)
+        uexport.write_saved_model(generator, tmp_path, version=3)
     # No version folder and no temporary leftovers.
     assert list((tmp_path / "uegan").iterdir()) == []
 
 
 def test_existing_version_is_refused(generator, saved_model):
     with pytest.raises(FileExistsError):
-        export_lib.write_saved_model(
+        uexport.write_saved_model(
             generator, saved_model.parent.parent, version=1
         )
 
 
 def test_parse_size():
-    assert export_lib.parse_size("dynamic") is None
-    assert export_lib.parse_size("96x128") == (96, 128)
-    assert export_lib.parse_size("256") == (256, 256)
+    assert uexport.parse_hw("dynamic") is None
+    assert uexport.parse_hw("96x128") == (96, 128)
+    assert uexport.parse_hw("256") == (256, 256)
     for bad in ("12x", "axb", "2x64", "1x2x3"):
         with pytest.raises(ValueError):
-            export_lib.parse_size(bad)
+            uexport.parse_hw(bad)
 
 
 # ---------------------------------------------------------------------------
@@ -254,16 +256,16 @@ def test_parse_size():
 @pytest.mark.parametrize("quantize", ["none", "fp16", "dynamic", "int8"])
 def test_tflite_psnr(saved_model, photos, references, quantize):
     pytest.importorskip("ai_edge_litert")
-    content = export_lib.convert_to_tflite(
+    content = uexport.convert_to_tflite(
         saved_model,
         quantize,
-        export_lib.FIXED_SIGNATURE,
+        uexport.FIXED_SIGNATURE,
         representative_images=photos["calibration"],
     )
-    runner = export_lib.TFLiteRunner(content, num_threads=2)
+    runner = uexport.TFLiteRunner(content, num_threads=2)
     assert type(runner.interpreter).__module__.startswith("ai_edge_litert")
     assert runner.shape_signature == [1, *SIZE, 3]
-    result = export_lib.compare(runner, photos["eval"], references)
+    result = uexport.compare(runner, photos["eval"], references)
     print(
         f"TFLite {quantize}: {len(content) / 1e6:.2f} MB, "
         f"PSNR {result['psnr_db']:.2f} dB"
@@ -276,21 +278,19 @@ def test_tflite_psnr(saved_model, photos, references, quantize):
 
 
 def test_tflite_dynamic_size(saved_model, generator):
-    content = export_lib.convert_to_tflite(saved_model, "none")
-    runner = export_lib.TFLiteRunner(content)
+    content = uexport.convert_to_tflite(saved_model, "none")
+    runner = uexport.TFLiteRunner(content)
     assert runner.shape_signature == [1, -1, -1, 3]
     for h, w in ((64, 64), (50, 66)):
         x = np.random.RandomState(h).uniform(-1, 1, (1, h, w, 3))
         x = x.astype(np.float32)
-        ref = export_lib.stylize_float(generator, tf.constant(x)).numpy()
-        assert export_lib.psnr(runner(x), ref) >= 45
+        ref = uexport.stylize_float(generator, tf.constant(x)).numpy()
+        assert uexport.psnr(runner(x), ref) >= 45
 
 
 def test_int8_requires_images(saved_model):
     with pytest.raises(ValueError, match="representative"):
-        export_lib.convert_to_tflite(
-            saved_model, "int8", export_lib.FIXED_SIGNATURE
-        )
+        uexport.convert_to_tflite(saved_model, "int8", uexport.FIXED_SIGNATURE)
 
 
 # ---------------------------------------------------------------------------
@@ -301,14 +301,14 @@ def test_int8_requires_images(saved_model):
 def test_onnx_psnr(saved_model, generator, photos, references):
     pytest.importorskip("tf2onnx")
     pytest.importorskip("onnxruntime")
-    runner = export_lib.OnnxRunner(export_lib.convert_to_onnx(saved_model))
-    result = export_lib.compare(runner, photos["eval"], references)
+    runner = uexport.OnnxRunner(uexport.convert_to_onnx(saved_model))
+    result = uexport.compare(runner, photos["eval"], references)
     print(f"ONNX: PSNR {result['psnr_db']:.2f} dB")
     assert result["psnr_db"] >= 45
     # Dynamic size, not a multiple of 4.
-    image = export_lib.fit_image(photos["eval"][0], (50, 66))
-    ref = export_lib.keras_outputs(generator, [image])[0]
-    assert export_lib.psnr(runner(export_lib.to_float([image])), ref) >= 45
+    image = fit_cover(photos["eval"][0], (50, 66))
+    ref = uexport.keras_outputs(generator, [image])[0]
+    assert uexport.psnr(runner(to_unit_range_np([image])), ref) >= 45
 
 
 # ---------------------------------------------------------------------------
@@ -317,7 +317,7 @@ def test_onnx_psnr(saved_model, generator, photos, references):
 
 
 def test_export_generator_report(generator, tmp_path):
-    options = export_lib.ExportOptions(
+    options = uexport.ExportOptions(
         out_dir=str(tmp_path),
         name="demo",
         formats=("tflite",),
@@ -325,7 +325,7 @@ def test_export_generator_report(generator, tmp_path):
         fixed_size=(62, 70),
         num_eval_images=2,
     )
-    report = export_lib.export_generator(generator, options, log=print)
+    report = uexport.export_generator(generator, options, log=print)
     assert report["version"] == 1
     assert (tmp_path / "demo" / "1" / "saved_model.pb").exists()
     saved_json = json.loads((tmp_path / "demo_v1_report.json").read_text())
@@ -367,7 +367,7 @@ def test_export_int8_without_scikit_image(generator, tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "skimage", None)
     monkeypatch.setitem(sys.modules, "skimage.data", None)
     logs = []
-    options = export_lib.ExportOptions(
+    options = uexport.ExportOptions(
         out_dir=str(tmp_path),
         name="plain",
         formats=("tflite",),
@@ -377,7 +377,7 @@ def test_export_int8_without_scikit_image(generator, tmp_path, monkeypatch):
         num_eval_images=2,
         warmup=False,
     )
-    report = export_lib.export_generator(generator, options, log=logs.append)
+    report = uexport.export_generator(generator, options, log=logs.append)
     calibration = "int8 calibration on 2 views of the bundled"
     assert any(calibration in m for m in logs)
     int8 = report["models"][-1]
@@ -390,11 +390,11 @@ def test_export_int8_without_scikit_image(generator, tmp_path, monkeypatch):
 
 def test_options_validate():
     with pytest.raises(ValueError, match="quantize"):
-        export_lib.ExportOptions(out_dir="x", quantize=("int4",)).validate()
+        uexport.ExportOptions(out_dir="x", quantize=("int4",)).validate()
     with pytest.raises(ValueError, match="format"):
-        export_lib.ExportOptions(out_dir="x", formats=("coreml",)).validate()
+        uexport.ExportOptions(out_dir="x", formats=("coreml",)).validate()
     with pytest.raises(ValueError, match="name"):
-        export_lib.ExportOptions(out_dir="x", name="a/b").validate()
+        uexport.ExportOptions(out_dir="x", name="a/b").validate()
 
 
 def test_tool_bad_checkpoint_exits_2(tmp_path):
@@ -457,7 +457,7 @@ def test_tool_end_to_end(generator, tmp_path):
         assert m["size_bytes"] > 0
     assert models[("tflite", "none")]["psnr_db"] >= 45
     assert models[("onnx", "none")]["psnr_db"] >= 45
-    assert (out / "uegan" / "1" / export_lib.WARMUP_FILE).exists()
+    assert (out / "uegan" / "1" / uexport.WARMUP_FILE).exists()
     # A second run gets the next version.
     again = subprocess.run(
         [

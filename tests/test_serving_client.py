@@ -29,7 +29,7 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
-from uegan_tf import export_lib
+from uegan_tf import export as uexport
 from uegan_tf.models import build_generator
 from uegan_tf.testing import synthetic_image
 
@@ -64,8 +64,8 @@ class _Models:
 
     def __init__(self, model_dir):
         self.versions = {
-            v: export_lib.SessionModel(pathlib.Path(model_dir) / str(v))
-            for v in export_lib.existing_versions(model_dir)
+            v: uexport.SessionModel(pathlib.Path(model_dir) / str(v))
+            for v in uexport.existing_versions(model_dir)
         }
 
     def get(self, name, version=None):
@@ -204,7 +204,7 @@ def export(tmp_path_factory):
     keras.utils.set_random_seed(1)
     generator = build_generator(unet=True)
     base = tmp_path_factory.mktemp("serving")
-    saved = export_lib.write_saved_model(
+    saved = uexport.write_saved_model(
         generator, base, MODEL, fixed_size=(64, 64)
     )
     return {
@@ -397,9 +397,7 @@ def test_unknown_model_and_unreachable_server(rest_server, grpc_server):
 
 
 def test_warmup_requests_replay_over_grpc(export, grpc_server):
-    logs = export_lib.read_warmup_requests(
-        export["dir"] / export_lib.WARMUP_FILE
-    )
+    logs = uexport.read_warmup_requests(export["dir"] / uexport.WARMUP_FILE)
     assert len(logs) == 2
     for log in logs:
         response = client.grpc_predict(grpc_server, log.predict_log.request)

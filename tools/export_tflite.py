@@ -117,23 +117,23 @@ _WARMUP = flags.DEFINE_bool(
 
 
 def _options():
-    from uegan_tf import export_lib
+    from uegan_tf import export as uexport
 
     quantize = [q.strip().lower() for q in _QUANTIZE.value if q.strip()]
     if quantize == ["all"]:
-        quantize = list(export_lib.QUANTIZATIONS)
+        quantize = list(uexport.QUANTIZATIONS)
     formats = [f.strip().lower() for f in _FORMAT.value if f.strip()]
     if formats == ["savedmodel"]:
         formats = []
-    return export_lib.ExportOptions(
+    return uexport.ExportOptions(
         out_dir=_OUT_DIR.value,
         name=_NAME.value,
         version=_VERSION.value,
         formats=tuple(formats),
         quantize=tuple(quantize),
-        size=export_lib.parse_size(_SIZE.value),
-        fixed_size=export_lib.parse_size(_FIXED_SIZE.value)
-        or export_lib.DEFAULT_FIXED_SIZE,
+        size=uexport.parse_hw(_SIZE.value),
+        fixed_size=uexport.parse_hw(_FIXED_SIZE.value)
+        or uexport.DEFAULT_FIXED_SIZE,
         representative_dir=_REPRESENTATIVE_DIR.value,
         val_dir=_VAL_DIR.value,
         calibration_steps=_CALIBRATION_STEPS.value,
@@ -147,7 +147,7 @@ def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
     # Imported here so that --help does not pay for TensorFlow.
-    from uegan_tf import export_lib
+    from uegan_tf import export as uexport
     from uegan_tf.inference.stylizer import ModelLoadError
     from uegan_tf.inference.stylizer import load_generator
 
@@ -155,19 +155,19 @@ def main(argv):
         options = _options()
         generator, info = load_generator(_CHECKPOINT.value, step=_STEP.value)
         print(f"loaded {info['kind']} {info['path']}", flush=True)
-        report = export_lib.export_generator(
+        report = uexport.export_generator(
             generator, options, log=lambda msg: print(msg, flush=True)
         )
     except (
         ModelLoadError,
-        export_lib.ExportError,
+        uexport.ExportError,
         ValueError,
         FileExistsError,
     ) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     print()
-    print(export_lib.report_table(report))
+    print(uexport.report_table(report))
     print(f"\nPSNR: {report['psnr']}; report: {report['report_path']}")
     return 0
 

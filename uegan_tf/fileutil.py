@@ -151,3 +151,10 @@ def write_text_atomic(path, text):
     with atomic_path(path) as tmp:
         pathlib.Path(tmp).write_text(text, encoding="utf-8")
     return pathlib.Path(path)
+
+
+def dir_size(path):
+    """Total bytes of the files under `path` (recursively)."""
+    return sum(
+        p.stat().st_size for p in pathlib.Path(path).rglob("*") if p.is_file()
+    )

@@ -253,39 +253,6 @@ def load_rgb(path, min_side=1, max_pixels=MAX_PIXELS):
     return decode_rgb(data, str(path), min_side=min_side, max_pixels=max_pixels)
 
 
-def resize_short_side(rgb, short_side, max_long_side=None):
-    """Resize so that the short side is `short_side` (aspect kept, area/cubic).
-
-    Args:
-        rgb: `[H, W, 3]` uint8.
-        short_side: target short side in pixels.
-        max_long_side: optionally cap the long side too (panoramas).
-
-    Returns:
-        The resized uint8 array (the input itself when already that size).
-    """
-    import cv2
-
-    h, w = rgb.shape[:2]
-    scale = short_side / min(h, w)
-    if max_long_side:
-        scale = min(scale, max_long_side / max(h, w))
-    nh, nw = max(1, round(h * scale)), max(1, round(w * scale))
-    if (nh, nw) == (h, w):
-        return rgb
-    interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_CUBIC
-    return cv2.resize(rgb, (nw, nh), interpolation=interp)
-
-
-def fit_long_side(rgb, max_side):
-    """Downscale (area) so the long side is at most `max_side` (0: never);
-    returns the input itself when it already fits."""
-    h, w = rgb.shape[:2]
-    if not max_side or max(h, w) <= max_side:
-        return rgb
-    return resize_short_side(rgb, min(h, w), max_long_side=max_side)
-
-
 _FORMATS = {
     ".jpg": "JPEG",
     ".jpeg": "JPEG",
@@ -295,6 +262,37 @@ _FORMATS = {
     ".tif": "TIFF",
     ".tiff": "TIFF",
 }
+
+
+def load_images(folder, max_images=None, min_side=8, on_error=None):
+    """The readable images of a folder, in `find_images` order.
+
+    The one "load up to N photos" of the package (validation samples,
+    export calibration and checks, evaluation). A file that cannot be read
+    is skipped (after `on_error(path, error)` when given), not fatal.
+
+    Args:
+        folder: searched recursively (`find_images`).
+        max_images: stop after this many images (None: all).
+        min_side: images with a shorter side are unreadable (`load_rgb`).
+        on_error: optional callback for each skipped file.
+
+    Returns:
+        list of `(path, uint8 [H, W, 3])`; empty when none is readable.
+
+    Raises:
+        FileNotFoundError: `folder` is not a folder.
+    """
+    images = []
+    for path in find_images(folder):
+        if max_images is not None and len(images) >= max_images:
+            break
+        try:
+            images.append((path, load_rgb(path, min_side=min_side)))
+        except Exception as e:  # noqa: BLE001 - a bad photo is not fatal
+            if on_error is not None:
+                on_error(path, e)
+    return images
 
 
 def encode_image(rgb, suffix, quality=95):

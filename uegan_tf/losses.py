@@ -14,6 +14,8 @@ Computations run in float32 whatever the input dtype (mixed precision).
 
 import tensorflow as tf
 
+from uegan_tf.image_ops import LUMA_WEIGHTS
+
 __all__ = [
     "color_loss",
     "content_loss",
@@ -209,7 +211,7 @@ def luminance(images):
     Y = 0.299 r + 0.587 g + 0.114 b with (r, g, b) = (x + 1) / 2.
     """
     x = (_f32(images) + 1.0) * 0.5
-    weights = tf.constant([0.299, 0.587, 0.114])
+    weights = tf.constant(LUMA_WEIGHTS)
     return tf.reduce_sum(x * weights, axis=-1, keepdims=True)
 
 

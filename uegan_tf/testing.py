@@ -1,45 +1,14 @@
-"""Small synthetic fixtures shared by tests, benchmarks and export warm-up."""
+"""Small synthetic fixtures shared by tests and benchmarks (never imported
+by the package itself: `synthetic_image` lives in `image_ops`)."""
 
 import dataclasses
 import pathlib
-
-import numpy as np
 
 from uegan_tf.config import DataConfig
 from uegan_tf.config import ModelConfig
 from uegan_tf.config import TrainConfig
 from uegan_tf.image_io import save_rgb
-
-
-def synthetic_image(h, w, seed=0, kind="photo"):
-    """A deterministic uint8 RGB image with smooth gradients and shapes.
-
-    "photo": gradients plus noise; "anime": flat colour regions with dark
-    outlines (strong edges for the edge-smoothing path).
-    """
-    rng = np.random.default_rng(seed)
-    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
-    if kind == "photo":
-        img = np.stack(
-            [
-                128 + 100 * np.sin(xx / (7 + seed % 5) + seed),
-                128 + 100 * np.cos(yy / (9 + seed % 3)),
-                (xx + yy) / (h + w) * 255,
-            ],
-            axis=-1,
-        )
-        img += rng.normal(0, 12, img.shape)
-    else:
-        img = np.zeros((h, w, 3), np.float32)
-        img[:] = rng.uniform(60, 220, 3)
-        for _ in range(4):
-            cy, cx = rng.uniform(0, h), rng.uniform(0, w)
-            r = rng.uniform(min(h, w) / 8, min(h, w) / 3)
-            disk = (yy - cy) ** 2 + (xx - cx) ** 2
-            img[disk < r**2] = rng.uniform(30, 250, 3)
-            ring = np.abs(np.sqrt(disk) - r) < 1.5
-            img[ring] = 20
-    return np.clip(img, 0, 255).astype(np.uint8)
+from uegan_tf.image_ops import synthetic_image
 
 
 def write_image_folders(root, n_photo=6, n_style=4, size=(72, 96)):

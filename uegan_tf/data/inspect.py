@@ -10,7 +10,8 @@ from uegan_tf.data.pipeline import corrupt_shard_error
 from uegan_tf.data.pipeline import gray3
 from uegan_tf.data.pipeline import list_shards
 from uegan_tf.data.prepare import read_manifest
-from uegan_tf.train.summaries import image_grid
+from uegan_tf.image_ops import fit_cover_tf
+from uegan_tf.image_ops import image_grid
 
 
 def summarize(records_dir):
@@ -85,16 +86,7 @@ def contact_sheet(records_dir, n=6, size=128):
         ]
 
     def square(img):
-        img = tf.cast(img, tf.float32)
-        h, w = img.shape[0], img.shape[1]
-        scale = size / min(h, w)
-        img = tf.image.resize(
-            img,
-            [max(size, round(h * scale)), max(size, round(w * scale))],
-            antialias=True,
-        )
-        img = tf.image.resize_with_crop_or_pad(img, size, size)
-        return np.clip(np.round(img.numpy()), 0, 255).astype(np.uint8)
+        return fit_cover_tf(img, size).numpy().astype(np.uint8)
 
     photos = [square(e["image"]) for e in take(schema.PHOTO)]
     styles = take(schema.STYLE)

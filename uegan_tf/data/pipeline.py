@@ -11,8 +11,10 @@ import pathlib
 import tensorflow as tf
 
 from uegan_tf.data import schema
-from uegan_tf.image_io import find_images
-from uegan_tf.image_io import load_rgb
+from uegan_tf.image_io import load_images
+from uegan_tf.image_ops import fit_cover_tf
+from uegan_tf.image_ops import resize_to_cover_tf
+from uegan_tf.image_ops import to_unit_range
 
 AUTOTUNE = tf.data.AUTOTUNE
 
@@ -92,46 +94,9 @@ def verify_shards(records_dir):
     return counts
 
 
-def to_unit_range(images):
-    """uint8 [0, 255] -> float32 [-1, 1] (x / 127.5 - 1, as the reference)."""
-    return tf.cast(images, tf.float32) / 127.5 - 1.0
-
-
-def from_unit_range(images):
-    """float [-1, 1] -> uint8 [0, 255], rounded and clipped."""
-    x = (tf.cast(images, tf.float32) + 1.0) * 127.5
-    return tf.cast(tf.clip_by_value(tf.round(x), 0.0, 255.0), tf.uint8)
-
-
 def gray3(images):
     """BT.601 grayscale replicated to 3 channels (any float range)."""
     return tf.image.grayscale_to_rgb(tf.image.rgb_to_grayscale(images))
-
-
-def _resize_for_crop(images, crop_size, short_side):
-    """Resize `[N, H, W, 3]` uint8 so the short side is `short_side`.
-
-    With `short_side == 0` the stored size is kept unless it is smaller than
-    the crop. Returns float32 (bilinear with antialiasing).
-    """
-    shape = tf.shape(images)
-    h = tf.cast(shape[1], tf.float32)
-    w = tf.cast(shape[2], tf.float32)
-    short = tf.minimum(h, w)
-    target = (
-        tf.cast(short_side, tf.float32)
-        if short_side
-        else tf.maximum(short, float(crop_size))
-    )
-    scale = target / short
-    size = tf.cast(tf.math.ceil(tf.stack([h, w]) * scale - 1e-3), tf.int32)
-    size = tf.maximum(size, crop_size)
-    images = tf.cast(images, tf.float32)
-    return tf.cond(
-        tf.reduce_all(tf.equal(size, shape[1:3])),
-        lambda: images,
-        lambda: tf.image.resize(images, size, antialias=True),
-    )
 
 
 def augment(images, crop_size, seed, short_side=0, flip=True):
@@ -152,7 +117,7 @@ def augment(images, crop_size, seed, short_side=0, flip=True):
     Returns:
         `[N, S, S, 3]` float32 in [-1, 1].
     """
-    x = _resize_for_crop(images, crop_size, short_side)
+    x = resize_to_cover_tf(images, crop_size, short_side)
     n = tf.shape(x)[0]
     crop_seed, flip_seed = tf.unstack(
         tf.random.experimental.stateless_split(seed, 2)
@@ -166,8 +131,7 @@ def augment(images, crop_size, seed, short_side=0, flip=True):
             lambda: tf.reverse(x, axis=[2]),
             lambda: x,
         )
-    x = tf.clip_by_value(tf.round(x), 0.0, 255.0)
-    return x / 127.5 - 1.0
+    return to_unit_range(tf.clip_by_value(tf.round(x), 0.0, 255.0))
 
 
 # File-order shuffle seed shared by all input pipelines of an unseeded run:
@@ -317,18 +281,9 @@ def load_validation_images(source, size, max_images=8):
                 schema.parse_example(serialized, schema.PHOTO)["image"]
             )
     else:
-        for path in find_images(source):
-            try:
-                images.append(tf.constant(load_rgb(path, min_side=8)))
-            except Exception:  # a bad validation image is not fatal
-                continue
-            if len(images) >= max_images:
-                break
+        # A bad validation image is skipped, not fatal.
+        for _, rgb in load_images(source, max_images):
+            images.append(tf.constant(rgb))
     if not images:
         raise FileNotFoundError(f"no validation images in {source}")
-    out = []
-    for img in images:
-        x = _resize_for_crop(img[None], size, size)[0]
-        x = tf.image.resize_with_crop_or_pad(x, size, size)
-        out.append(tf.clip_by_value(tf.round(x), 0, 255) / 127.5 - 1.0)
-    return tf.stack(out)
+    return tf.stack([to_unit_range(fit_cover_tf(img, size)) for img in images])

@@ -11,7 +11,7 @@ from uegan_tf.data.edge_smooth import edge_smooth
 from uegan_tf.image_io import ImageReadError
 from uegan_tf.image_io import encode_jpeg
 from uegan_tf.image_io import load_rgb
-from uegan_tf.image_io import resize_short_side
+from uegan_tf.image_ops import resize_short_side
 
 
 def prepare_image(task):

@@ -16,7 +16,7 @@ deterministic:
 import cv2
 import numpy as np
 
-from uegan_tf.image_io import fit_long_side
+from uegan_tf.image_ops import fit_long_side
 
 
 def opencv_stylization(rgb, sigma_s=60.0, sigma_r=0.45):

@@ -130,7 +130,7 @@ def comparison_grid(photos, outputs, size=256, pad=4):
     Returns:
         uint8 `[R * (size + pad) + pad, (1 + M) * (size + pad) + pad, 3]`.
     """
-    from uegan_tf.train.summaries import image_grid
+    from uegan_tf.image_ops import image_grid
 
     rows = []
     for i, photo in enumerate(photos):
@@ -193,22 +193,21 @@ def evaluate(cfg, log=print):
     from uegan_tf.eval.metrics import kid
     from uegan_tf.eval.metrics import style_gain
     from uegan_tf.image_io import find_images
+    from uegan_tf.image_io import load_images
     from uegan_tf.image_io import load_rgb
     from uegan_tf.image_io import save_rgb
     from uegan_tf.inference.stylizer import Stylizer
 
     out = pathlib.Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
-    paths = find_images(cfg.photos)
-    if not paths:
+    if not find_images(cfg.photos):
         raise FileNotFoundError(f"no photos in {cfg.photos}")
-    photos, names = [], []
-    for p in paths:
-        try:
-            photos.append(load_rgb(p, min_side=8))
-            names.append(p.name)
-        except Exception as e:  # a bad photo is reported, not fatal
-            log(f"skipping {p}: {e}")
+    # A bad photo is reported, not fatal.
+    loaded = load_images(
+        cfg.photos, on_error=lambda p, e: log(f"skipping {p}: {e}")
+    )
+    photos = [rgb for _, rgb in loaded]
+    names = [p.name for p, _ in loaded]
     styles = []
     if cfg.style_dir:
         styles = [load_rgb(p, min_side=8) for p in find_images(cfg.style_dir)]

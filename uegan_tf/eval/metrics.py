@@ -32,16 +32,13 @@ import numpy as np
 import tensorflow as tf
 
 from uegan_tf import losses
-from uegan_tf.image_io import resize_short_side
+from uegan_tf.image_ops import luma
+from uegan_tf.image_ops import resize_short_side
+from uegan_tf.image_ops import to_unit_range
+from uegan_tf.image_ops import to_unit_range_np
 
 PSNR_CAP = 100.0  # dB reported for identical images (PSNR is infinite)
 CANNY_LOW, CANNY_HIGH = 100, 200
-
-
-def luma(rgb):
-    """BT.601 luma of uint8 RGB, float32 in [0, 255], `[H, W, 1]`."""
-    x = np.asarray(rgb, np.float32)
-    return (x @ np.array([0.299, 0.587, 0.114], np.float32))[..., None]
 
 
 def psnr_luma(a, b):
@@ -67,7 +64,7 @@ def sobel_l1(a, b):
     """Mean |Sobel magnitude(a) - Sobel magnitude(b)| on luma in [0, 1]."""
 
     def to_unit(x):
-        return tf.constant(np.asarray(x, np.float32)[None] / 127.5 - 1.0)
+        return tf.constant(to_unit_range_np(x)[None])
 
     return float(losses.edge_loss(to_unit(a), to_unit(b))[0])
 
@@ -255,7 +252,8 @@ class FeatureExtractor:
                 )
                 for img in images[i : i + batch]
             ]
-            x = tf.stack(chunk) / 127.5 - 1.0  # InceptionV3's own scaling
+            # InceptionV3's own scaling is the generator's [-1, 1].
+            x = to_unit_range(tf.stack(chunk))
             out.append(np.asarray(self.model(x), np.float64))
         return np.concatenate(out)
 
@@ -349,7 +347,7 @@ class StyleDescriptor:
         rgb = self._resize(np.asarray(rgb, np.uint8))
         if self.normalize:
             rgb = self.normalize_contrast(rgb)
-        x = tf.constant(rgb[None], tf.float32) / 127.5 - 1.0
+        x = to_unit_range(rgb[None])
         taps = self._taps(x)
         h, w = rgb.shape[:2]
         # Offsets in units of 8 px, so that y / stride is whole at every

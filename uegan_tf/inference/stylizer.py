@@ -16,9 +16,10 @@ import tensorflow as tf
 from google.protobuf.message import DecodeError
 
 from uegan_tf import registry
-from uegan_tf.data.pipeline import from_unit_range
-from uegan_tf.data.pipeline import to_unit_range
-from uegan_tf.image_io import fit_long_side
+from uegan_tf.image_ops import fit_long_side
+from uegan_tf.image_ops import from_unit_range
+from uegan_tf.image_ops import luma
+from uegan_tf.image_ops import to_unit_range
 from uegan_tf.models.layers import NormStats
 
 # What `load_generator` accepts, for error messages.
@@ -202,9 +203,8 @@ def match_brightness(output, photo):
     Returns:
         uint8 `[H, W, 3]`.
     """
-    weights = np.array([0.299, 0.587, 0.114])
-    target = float((photo.astype(np.float64) @ weights).mean())
-    current = float((output.astype(np.float64) @ weights).mean())
+    target = float(luma(photo, np.float64).mean())
+    current = float(luma(output, np.float64).mean())
     if current <= 0:
         return output
     scaled = output.astype(np.float64) * (target / current)

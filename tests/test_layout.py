@@ -1,0 +1,70 @@
+"""The package layout: serving code loads no training code or test fixtures.
+
+Each check runs in a fresh interpreter, so that modules imported by other
+tests do not hide an import.
+"""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+# Training code, the tf.data pipeline and test fixtures.
+FORBIDDEN = (
+    "uegan_tf.train.trainer",
+    "uegan_tf.train.summaries",
+    "uegan_tf.train.__main__",
+    "uegan_tf.data.pipeline",
+    "uegan_tf.testing",
+)
+
+
+def _loaded_modules(module):
+    code = (
+        f"import json, sys, {module}\n"
+        "print(json.dumps(sorted(m for m in sys.modules "
+        "if m.startswith('uegan_tf'))))"
+    )
+    env = dict(os.environ)
+    env["PYTHONPATH"] = REPO + os.pathsep + env.get("PYTHONPATH", "")
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+        env=env,
+        timeout=300,
+    ).stdout
+    return json.loads(out.strip().splitlines()[-1])
+
+
+@pytest.mark.parametrize(
+    "module",
+    [
+        "uegan_tf.inference.stylizer",
+        "uegan_tf.inference.stylize",
+        "uegan_tf.inference.video",
+        "uegan_tf.train.workdir",
+        "uegan_tf.export",
+        "uegan_tf.app",
+    ],
+)
+def test_serving_loads_no_training_code(module):
+    loaded = _loaded_modules(module)
+    assert module in loaded
+    assert not [m for m in loaded if m in FORBIDDEN], loaded
+
+
+def test_one_format_table():
+    from uegan_tf.export.formats import FORMATS
+    from uegan_tf.export.options import ExportOptions
+
+    assert list(FORMATS) == ["tflite", "onnx"]
+    for fmt in FORMATS.values():
+        assert callable(fmt.write_models) and callable(fmt.runner)
+    with pytest.raises(ValueError, match="format must be in"):
+        ExportOptions(out_dir="/tmp/x", formats=("coreml",)).validate()
