@@ -20,6 +20,7 @@ import numpy as np
 import tensorflow as tf
 
 from uegan_tf.models.generator import generator_sublayers
+from uegan_tf.models.generator import zero_fill_skip_channels
 
 OFFICIAL_PREFIX = "generator/G_MODEL"
 
@@ -106,27 +107,10 @@ def generator_variables(generator):
 def assign_into(variable, value, key):
     """Assign `value` into `variable`, zero-filling UE skip input channels.
 
-    A UE generator's first convs of D and E have more input channels than the
-    plain network; the released kernel fills the leading ones and the skip
-    slice is zeroed (function-preserving initialisation).
+    See `models.generator.zero_fill_skip_channels`: the released kernel
+    fills the leading input channels and the skip slice is zeroed.
     """
-    value = np.asarray(value, dtype=np.float32)
-    shape = tuple(variable.shape)
-    if value.shape != shape:
-        ok = (
-            value.ndim == 4
-            and value.shape[:2] == shape[:2]
-            and value.shape[3] == shape[3]
-            and value.shape[2] < shape[2]
-        )
-        if not ok:
-            raise ValueError(
-                f"{key}: source shape {value.shape} does not fit {shape}"
-            )
-        pad = np.zeros(
-            (*shape[:2], shape[2] - value.shape[2], shape[3]), np.float32
-        )
-        value = np.concatenate([value, pad], axis=2)
+    value = zero_fill_skip_channels(value, variable.shape, key)
     variable.assign(value)
 
 

@@ -1,6 +1,7 @@
 """AnimeGANv2 generator and its UE (U-Net) variant."""
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 from uegan_tf.models.layers import REFERENCE_LN_EPSILON
@@ -231,6 +232,47 @@ def generator_sublayers(generator):
     return layers
 
 
+def zero_fill_skip_channels(value, shape, name):
+    """`value` fitted to a variable of `shape`, zero-filling skip channels.
+
+    A UE generator's first convs of D and E have more input channels than
+    the plain network's (the skips, read last): a plain kernel fills the
+    leading input channels and the skip slice is zero, so the UE generator
+    computes the same function (function-preserving initialisation). Used
+    by `copy_plain_weights` and by the weight importers.
+
+    Args:
+        value: the source array.
+        shape: the target variable's shape.
+        name: names the weight in the error.
+
+    Returns:
+        float32 numpy array of `shape` (`value` itself when it fits).
+
+    Raises:
+        ValueError: shapes that differ other than in kernel input channels.
+    """
+    value = np.asarray(value, dtype=np.float32)
+    shape = tuple(shape)
+    if value.shape == shape:
+        return value
+    ok = (
+        value.ndim == 4
+        and len(shape) == 4
+        and value.shape[:2] == shape[:2]
+        and value.shape[3] == shape[3]
+        and value.shape[2] < shape[2]
+    )
+    if not ok:
+        raise ValueError(
+            f"{name}: source shape {value.shape} does not fit {shape}"
+        )
+    pad = np.zeros(
+        (*shape[:2], shape[2] - value.shape[2], shape[3]), np.float32
+    )
+    return np.concatenate([value, pad], axis=2)
+
+
 def copy_plain_weights(source, target):
     """Copy a generator's weights into another, plain or UE.
 
@@ -253,17 +295,4 @@ def copy_plain_weights(source, target):
         generator_sublayers(source), generator_sublayers(target)
     ):
         for sw, dw in zip(src.weights, dst.weights):
-            value = sw.numpy()
-            if tuple(sw.shape) != tuple(dw.shape):
-                extra = dw.shape[2] - sw.shape[2]
-                if (
-                    sw.shape[:2] != dw.shape[:2]
-                    or extra <= 0
-                    or (sw.shape[3] != dw.shape[3])
-                ):
-                    raise ValueError(
-                        f"{name}: cannot copy {sw.shape} into {dw.shape}"
-                    )
-                zeros = tf.zeros([*sw.shape[:2], extra, sw.shape[3]])
-                value = tf.concat([value, zeros], axis=2)
-            dw.assign(value)
+            dw.assign(zero_fill_skip_channels(sw.numpy(), dw.shape, name))
