@@ -237,7 +237,7 @@ def test_existing_version_is_refused(generator, saved_model):
         )
 
 
-def test_parse_size():
+def test_parse_hw():
     assert uexport.parse_hw("dynamic") is None
     assert uexport.parse_hw("96x128") == (96, 128)
     assert uexport.parse_hw("256") == (256, 256)
