@@ -4,4 +4,4 @@ import sys
 
 from uegan_tf.app.cli import cli
 
-sys.exit(cli())
+sys.exit(cli(["python -m uegan_tf.app", *sys.argv[1:]]))
