@@ -77,6 +77,7 @@ def export_generator(generator, options, log=print):
             saved, out_dir, stem, options, calib_photos, log
         ):
             runner = fmt.runner(content, options.num_threads)
+            # TFLite models know their input shape (fixed or dynamic).
             if "input_shape" not in entry:
                 entry["input_shape"] = runner.shape_signature
             check(entry, runner)
@@ -88,12 +89,8 @@ def export_generator(generator, options, log=print):
 
 
 def _wanted_formats(options):
-    """The requested formats, in table order (TFLite only with modes)."""
-    return [
-        name
-        for name in FORMATS
-        if name in options.formats and (name != "tflite" or options.quantize)
-    ]
+    """The requested formats, in table order."""
+    return [name for name in FORMATS if name in options.formats]
 
 
 def _calibration_photos(options, log):

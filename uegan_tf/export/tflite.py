@@ -146,7 +146,8 @@ class TFLiteRunner:
 
 
 def write_models(saved, out_dir, stem, options, calibration, log=print):
-    """One `.tflite` per quantization mode of `options`; the format's row.
+    """One `.tflite` per quantization mode of `options` (none without
+    modes); the format's row in `formats.FORMATS`.
 
     With a dynamic `options.size`, each mode is first converted from
     `serve_float`; if the converter cannot handle the dynamic graph, it is
