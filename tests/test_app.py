@@ -21,6 +21,7 @@ from conftest import REPO
 from PIL import Image
 
 from uegan_tf import app
+from uegan_tf.app import command as app_command
 
 gradio = pytest.importorskip(
     "gradio", reason="the [app] extra is not installed"
@@ -286,7 +287,8 @@ def test_private_temp_root_holds_gradio_files_and_is_removed(
     assert app.remove_temp_root(root)
     assert not root.exists() and (tmp_path / "mine").is_dir()
     with pytest.raises(KeyboardInterrupt):
-        app._interrupt(15, None)  # SIGTERM ends the server like Ctrl-C
+        # SIGTERM ends the server like Ctrl-C.
+        app_command._interrupt(15, None)
 
 
 def test_upload_quota_per_client_address():

@@ -3,16 +3,15 @@
 - `service.py`: `StylizeService` (requests, without any Gradio import),
   `StylizerCache`, `UploadQuota`, private temp dirs, `AppConfig`;
 - `page.py`: `build_app`, the Gradio layout;
-- `cli.py`: `uegan app` / `python -m uegan_tf.app` (`parse_args`, `cli`,
+- `command.py`: `uegan app` / `python -m uegan_tf.app` (`parse_args`, `cli`,
   `launch`).
 
 The names below are re-exported so `from uegan_tf import app` is enough.
 """
 
-from uegan_tf.app.cli import _interrupt
-from uegan_tf.app.cli import cli
-from uegan_tf.app.cli import launch
-from uegan_tf.app.cli import parse_args
+from uegan_tf.app.command import cli
+from uegan_tf.app.command import launch
+from uegan_tf.app.command import parse_args
 from uegan_tf.app.page import build_app
 from uegan_tf.app.service import AppConfig
 from uegan_tf.app.service import InputError
@@ -32,7 +31,6 @@ __all__ = [
     "StylizeService",
     "StylizerCache",
     "UploadQuota",
-    "_interrupt",
     "build_app",
     "cli",
     "format_size",

@@ -2,6 +2,6 @@
 
 import sys
 
-from uegan_tf.app.cli import cli
+from uegan_tf.app.command import cli
 
 sys.exit(cli(["python -m uegan_tf.app", *sys.argv[1:]]))

@@ -30,7 +30,7 @@ from uegan_tf.image_io import MB_PER_MEGAPIXEL
 from uegan_tf.image_io import STYLIZE_BASE_MB
 
 # Smallest useful --max_side: the generator's own minimum side
-# (`inference.MIN_SIDE`, not imported here: it would load TensorFlow
+# (`stylizer.MIN_SIDE`, not imported here: it would load TensorFlow
 # before the flags are parsed).
 MIN_MAX_SIDE = 8
 
