@@ -298,10 +298,15 @@ def test_int8_requires_images(saved_model):
 # ---------------------------------------------------------------------------
 
 
-def test_onnx_psnr(saved_model, generator, photos, references):
+@pytest.fixture(scope="module")
+def onnx_model(saved_model):
     pytest.importorskip("tf2onnx")
     pytest.importorskip("onnxruntime")
-    runner = export_lib.OnnxRunner(export_lib.convert_to_onnx(saved_model))
+    return export_lib.convert_to_onnx(saved_model)
+
+
+def test_onnx_psnr(onnx_model, generator, photos, references):
+    runner = export_lib.OnnxRunner(onnx_model)
     result = export_lib.compare(runner, photos["eval"], references)
     print(f"ONNX: PSNR {result['psnr_db']:.2f} dB")
     assert result["psnr_db"] >= 45
@@ -309,6 +314,89 @@ def test_onnx_psnr(saved_model, generator, photos, references):
     image = export_lib.fit_image(photos["eval"][0], (50, 66))
     ref = export_lib.keras_outputs(generator, [image])[0]
     assert export_lib.psnr(runner(export_lib.to_float([image])), ref) >= 45
+
+
+def _reduce_model(opset, keepdims, axes=(1, 2, 3)):
+    """One ReduceMean of a float `[1, H, W, C]` over `axes` (ONNX bytes)."""
+    onnx = pytest.importorskip("onnx")
+    from onnx import TensorProto
+    from onnx import helper
+
+    dims = [1, "h", "w", "c"]
+    kwargs = {"keepdims": keepdims}
+    inputs, inits = ["x"], []
+    if opset >= 18:
+        inputs.append("axes")
+        inits.append(
+            onnx.numpy_helper.from_array(np.array(axes, np.int64), "axes")
+        )
+    else:
+        kwargs["axes"] = list(axes)
+    graph = helper.make_graph(
+        [helper.make_node("ReduceMean", inputs, ["y"], **kwargs)],
+        "reduce",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, dims)],
+        [
+            helper.make_tensor_value_info(
+                "y", TensorProto.FLOAT, [1, 1, 1, 1] if keepdims else [1]
+            )
+        ],
+        inits,
+    )
+    model = helper.make_model(
+        graph, opset_imports=[helper.make_opsetid("", opset)]
+    )
+    model.ir_version = 8
+    return model
+
+
+@pytest.mark.parametrize("opset, keepdims", [(17, 1), (18, 0)])
+def test_onnx_split_reductions_accurate_at_size(opset, keepdims):
+    """The cause of the size-dependent ONNX drift, and its fix.
+
+    ONNX Runtime's multi-axis ReduceMean sums 33 M float32 values (a
+    1024² x 32 activation) in one running sum; one axis at a time is exact
+    to float32 rounding. Axes as attribute (opset 17) or input (18).
+    """
+    pytest.importorskip("onnxruntime")
+    model = _reduce_model(opset, keepdims)
+    assert export_lib.split_reductions(model) == 1
+    assert [n.op_type for n in model.graph.node] == ["ReduceMean"] * 3
+    x = np.random.default_rng(0).normal(0.5, 1.0, (1, 1024, 1024, 32))
+    x = x.astype(np.float32)
+    y = export_lib.OnnxRunner(model.SerializeToString())(x)
+    expected = x.astype(np.float64).mean()
+    assert y.shape == ((1, 1, 1, 1) if keepdims else (1,))
+    assert abs(float(y.ravel()[0]) - expected) < 1e-6 * abs(expected)
+    # A single-axis or already split node is left alone.
+    assert export_lib.split_reductions(model) == 0
+
+
+def _onnx_psnr_at(onnx_model, generator, size):
+    """PSNR of the ONNX export vs Keras on a real photo of `size`².
+
+    ONNX Runtime runs first and is freed before Keras runs: at 2048² each
+    needs ~11 GB.
+    """
+    photo = export_lib.sample_photos((size, size), ("astronaut",))[0]
+    x = export_lib.to_float([photo])
+    runner = export_lib.OnnxRunner(onnx_model)
+    out = runner(x)
+    del runner
+    ref = export_lib.keras_outputs(generator, [photo])[0]
+    value = export_lib.psnr(out, ref)
+    print(f"ONNX {size}²: PSNR {value:.2f} dB")
+    return value
+
+
+def test_onnx_psnr_1024(onnx_model, generator):
+    # Was 47.3 dB before split_reductions (61.4 at 512²).
+    assert _onnx_psnr_at(onnx_model, generator, 1024) >= 60
+
+
+@pytest.mark.slow
+def test_onnx_psnr_2048(onnx_model, generator):
+    assert _onnx_psnr_at(onnx_model, generator, 2048) >= 60
 
 
 # ---------------------------------------------------------------------------
