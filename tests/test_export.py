@@ -7,7 +7,8 @@ scikit-image: the `export` extra does not install it). TFLite models run on
 the `ai-edge-litert` interpreter, an independent runtime. PSNRs compare
 float outputs in [-1, 1] with a peak of 2 (`export_lib.psnr`).
 
-Slow: the tool end to end and `saved_model_cli run` (`--run-slow`).
+Slow: the tool end to end, `saved_model_cli run` and ONNX vs Keras at
+1024² and 2048² (`--run-slow`).
 """
 
 import json
@@ -316,13 +317,12 @@ def test_onnx_psnr(onnx_model, generator, photos, references):
     assert export_lib.psnr(runner(export_lib.to_float([image])), ref) >= 45
 
 
-def _reduce_model(opset, keepdims, axes=(1, 2, 3)):
-    """One ReduceMean of a float `[1, H, W, C]` over `axes` (ONNX bytes)."""
+def _reduce_model(opset, keepdims, axes):
+    """One ReduceMean of a 5-D float tensor over `axes` (an ONNX model)."""
     onnx = pytest.importorskip("onnx")
     from onnx import TensorProto
     from onnx import helper
 
-    dims = [1, "h", "w", "c"]
     kwargs = {"keepdims": keepdims}
     inputs, inits = ["x"], []
     if opset >= 18:
@@ -335,10 +335,10 @@ def _reduce_model(opset, keepdims, axes=(1, 2, 3)):
     graph = helper.make_graph(
         [helper.make_node("ReduceMean", inputs, ["y"], **kwargs)],
         "reduce",
-        [helper.make_tensor_value_info("x", TensorProto.FLOAT, dims)],
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [None] * 5)],
         [
             helper.make_tensor_value_info(
-                "y", TensorProto.FLOAT, [1, 1, 1, 1] if keepdims else [1]
+                "y", TensorProto.FLOAT, [None] * (5 if keepdims else 2)
             )
         ],
         inits,
@@ -354,21 +354,23 @@ def _reduce_model(opset, keepdims, axes=(1, 2, 3)):
 def test_onnx_split_reductions_accurate_at_size(opset, keepdims):
     """The cause of the size-dependent ONNX drift, and its fix.
 
-    ONNX Runtime's multi-axis ReduceMean sums 33 M float32 values (a
-    1024² x 32 activation) in one running sum; one axis at a time is exact
-    to float32 rounding. Axes as attribute (opset 17) or input (18).
+    The layer norm's variance as tf2onnx exports it: ReduceMean over axes
+    (1, 2, 4) of `[1, H, W, 1, C]` squared deviations. At 1024² x 32 ONNX
+    Runtime's one float32 running sum came out 7.5 % low (0.37 % over the
+    contiguous axes (1, 2, 3) of `[1, H, W, C]`); one axis at a time is
+    exact to float32 rounding. Axes as attribute (opset 17) or input (18).
     """
     pytest.importorskip("onnxruntime")
-    model = _reduce_model(opset, keepdims)
+    model = _reduce_model(opset, keepdims, (1, 2, 4))
     assert export_lib.split_reductions(model) == 1
     assert [n.op_type for n in model.graph.node] == ["ReduceMean"] * 3
-    x = np.random.default_rng(0).normal(0.5, 1.0, (1, 1024, 1024, 32))
-    x = x.astype(np.float32)
+    x = np.random.default_rng(0).normal(size=(1, 1024, 1024, 1, 32))
+    x = (0.5 * x * x).astype(np.float32)
     y = export_lib.OnnxRunner(model.SerializeToString())(x)
     expected = x.astype(np.float64).mean()
-    assert y.shape == ((1, 1, 1, 1) if keepdims else (1,))
-    assert abs(float(y.ravel()[0]) - expected) < 1e-6 * abs(expected)
-    # A single-axis or already split node is left alone.
+    assert y.shape == ((1, 1, 1, 1, 1) if keepdims else (1, 1))
+    assert abs(float(y.ravel()[0]) - expected) < 1e-5 * expected
+    # Single-axis nodes are left alone.
     assert export_lib.split_reductions(model) == 0
 
 
@@ -389,7 +391,8 @@ def _onnx_psnr_at(onnx_model, generator, size):
     return value
 
 
-def test_onnx_psnr_1024(onnx_model, generator):
+@pytest.mark.slow  # 74 s on the loaded 2-core machine; the unit test
+def test_onnx_psnr_1024(onnx_model, generator):  # above guards the cause
     # Was 47.3 dB before split_reductions (61.4 at 512²).
     assert _onnx_psnr_at(onnx_model, generator, 1024) >= 60
 
