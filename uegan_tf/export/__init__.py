@@ -27,6 +27,7 @@ from uegan_tf.export.formats import FORMATS
 from uegan_tf.export.onnx import ONNX_OPSET
 from uegan_tf.export.onnx import OnnxRunner
 from uegan_tf.export.onnx import convert_to_onnx
+from uegan_tf.export.onnx import split_reductions
 from uegan_tf.export.options import DEFAULT_FIXED_SIZE
 from uegan_tf.export.options import QUANTIZATIONS
 from uegan_tf.export.options import ExportError
@@ -68,6 +69,7 @@ __all__ = [
     "TFLiteRunner",
     "compare",
     "convert_to_onnx",
+    "split_reductions",
     "convert_to_tflite",
     "existing_versions",
     "export_generator",
