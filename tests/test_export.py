@@ -23,6 +23,7 @@ import pytest
 import tensorflow as tf
 
 from uegan_tf import export as uexport
+from uegan_tf.export.signatures import FLOAT_INPUT
 from uegan_tf.image_ops import fit_cover
 from uegan_tf.image_ops import from_unit_range
 from uegan_tf.image_ops import to_unit_range
@@ -383,14 +384,14 @@ def _onnx_psnr_at(onnx_model, generator, size):
     import onnxruntime as ort
 
     photo = uexport.sample_photos((size, size), ("astronaut",))[0]
-    x = uexport.to_float([photo])
+    x = to_unit_range_np(np.stack([photo]))
     options = ort.SessionOptions()
     options.intra_op_num_threads = 2
     options.enable_cpu_mem_arena = False
     session = ort.InferenceSession(
         onnx_model, options, providers=["CPUExecutionProvider"]
     )
-    out = session.run(None, {uexport.FLOAT_INPUT: x})[0]
+    out = session.run(None, {FLOAT_INPUT: x})[0]
     del session
     ref = uexport.keras_outputs(generator, [photo])[0]
     value = uexport.psnr(out, ref)
