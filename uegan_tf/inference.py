@@ -20,7 +20,6 @@ from uegan_tf.data.pipeline import from_unit_range
 from uegan_tf.data.pipeline import to_unit_range
 from uegan_tf.image_io import fit_long_side
 from uegan_tf.image_io import parse_memory  # noqa: F401 - re-exported
-from uegan_tf.models.layers import LayerNorm
 from uegan_tf.models.layers import NormStats
 from uegan_tf.precision import inference_precision
 
@@ -131,9 +130,6 @@ def with_precision(generator, precision):
     finally:
         keras.mixed_precision.set_global_policy(previous)
     fast.set_weights(generator.get_weights())
-    for layer in fast._flatten_layers():
-        if isinstance(layer, LayerNorm):
-            layer.bf16_affine = True
     return fast
 
 

@@ -68,29 +68,15 @@ class LayerNorm(keras.layers.GroupNormalization):
             tf.cast(x, tf.float32), axes=[1, 2, 3], keepdims=True
         )
 
-    # Set on bfloat16 inference copies (`inference.with_precision`): the
-    # statistics and the per-channel scale and shift are still computed in
-    # float32, but applied to the bfloat16 tensor in bfloat16, which saves
-    # two float32 passes over every activation. Off for training.
-    bf16_affine = False
-
     def call(self, inputs, stats=None):
-        fast = self.bf16_affine and inputs.dtype == tf.bfloat16
         if stats is None:
-            if not fast:
-                return super().call(inputs)
-            stats = self.moments(inputs)
+            return super().call(inputs)
         mean, variance = stats
+        x = tf.cast(inputs, tf.float32)
         inv = tf.math.rsqrt(variance + self.epsilon) * tf.cast(
             self.gamma, tf.float32
         )
-        shift = tf.cast(self.beta, tf.float32) - mean * inv
-        if fast:
-            return inputs * tf.cast(inv, inputs.dtype) + tf.cast(
-                shift, inputs.dtype
-            )
-        x = tf.cast(inputs, tf.float32)
-        y = x * inv + shift
+        y = x * inv + (tf.cast(self.beta, tf.float32) - mean * inv)
         return tf.cast(y, inputs.dtype)
 
 
