@@ -242,3 +242,24 @@ def test_two_megapixel_photo_stays_under_a_small_budget(model_path):
     assert res.returncode == 0, res.stderr[-2000:]
     peak = int(res.stdout.strip().splitlines()[-1]) * 1024
     assert peak < budget, peak / 1e6
+
+
+def test_export_tool_bf16_is_savedmodel_only(tmp_path):
+    result = subprocess.run(
+        [
+            sys.executable,
+            str(REPO / "tools" / "export_tflite.py"),
+            "--checkpoint=painted",
+            f"--out_dir={tmp_path / 'out'}",
+            "--precision=bf16",
+            "--format=tflite",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=REPO,
+        env=dict(os.environ, PYTHONPATH=str(REPO)),
+    )
+    assert result.returncode == 2
+    assert "--format=savedmodel" in result.stderr
+    assert not (tmp_path / "out").exists()
