@@ -96,9 +96,9 @@ def test_tiled_matches_untiled(model_path, stylizer):
     assert naive_psnr < psnr
 
 
-def test_auto_tiling_threshold(model_path):
-    s = Stylizer(model_path, auto_tile_pixels=64 * 64)
-    assert s.wants_tiles(65, 64) and not s.wants_tiles(64, 64)
+def test_auto_tiling_by_memory_budget(model_path):
+    s = Stylizer(model_path, max_memory=1_500_000_000)
+    assert s.wants_tiles(2000, 2000) and not s.wants_tiles(256, 256)
     assert not Stylizer(model_path, tile=0).wants_tiles(5000, 5000)
 
 

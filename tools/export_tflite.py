@@ -4,7 +4,8 @@
         --out_dir=exports [--name=uegan] [--version=N] \
         [--quantize=none,fp16,dynamic,int8] [--format=tflite,onnx] \
         [--size=dynamic|HxW] [--fixed_size=256x256] \
-        [--representative_dir=PHOTOS] [--val_dir=PHOTOS]
+        [--representative_dir=PHOTOS] [--val_dir=PHOTOS] \
+        [--precision=fp32|bf16]
 
 --checkpoint takes anything `uegan_tf.inference.stylizer.load_generator`
 takes: a .keras generator, a training work dir (--step picks a
@@ -28,7 +29,12 @@ TFLite models take float32 `[1, H, W, 3]` in [-1, 1] and return the same
 and falls back to `--fixed_size` otherwise (the report says why). Int8 is
 calibrated on `--representative_dir` photos fitted to the fixed size
 (the bundled example photos, whole and in quadrants, when not given).
-See `export/README.md`.
+`--precision=bf16` writes a SavedModel of the bfloat16 generator
+(`inference.with_precision`: bfloat16 convolutions, float32 layer-norm
+statistics, output conv and tanh; same weights) and nothing else: TFLite
+and ONNX have no use for a bfloat16 graph (they quantize on their own),
+so it needs `--format=savedmodel`. On a CPU without native bfloat16 it
+says so and exports fp32. See `export/README.md`.
 """
 
 import sys
@@ -109,6 +115,13 @@ _CALIBRATION_STEPS = flags.DEFINE_integer(
 _NUM_EVAL_IMAGES = flags.DEFINE_integer(
     "num_eval_images", 8, "At most this many check photos (0: no checks)."
 )
+_PRECISION = flags.DEFINE_enum(
+    "precision",
+    "fp32",
+    ["fp32", "bf16"],
+    "Precision of the exported SavedModel's generator (bf16: SavedModel "
+    "only, --format=savedmodel).",
+)
 _WARMUP = flags.DEFINE_bool(
     "warmup",
     True,
@@ -153,8 +166,19 @@ def main(argv):
 
     try:
         options = _options()
-        generator, info = load_generator(_CHECKPOINT.value, step=_STEP.value)
-        print(f"loaded {info['kind']} {info['path']}", flush=True)
+        if _PRECISION.value == "bf16" and options.formats:
+            raise ValueError(
+                "--precision=bf16 exports the SavedModel only; add "
+                "--format=savedmodel (TFLite and ONNX quantize on their own: "
+                "--quantize=fp16,int8)"
+            )
+        generator, info = load_generator(
+            _CHECKPOINT.value, step=_STEP.value, precision=_PRECISION.value
+        )
+        print(
+            f"loaded {info['kind']} {info['path']} ({info['precision']})",
+            flush=True,
+        )
         report = uexport.export_generator(
             generator, options, log=lambda msg: print(msg, flush=True)
         )

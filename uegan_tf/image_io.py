@@ -334,3 +334,25 @@ def encode_jpeg(rgb, quality=95):
         buf, format="JPEG", quality=quality, subsampling=0
     )
     return buf.getvalue()
+
+
+def parse_memory(text):
+    """Bytes from "1.5G", "800M", "2048K", "1e9" (decimal units).
+
+    Raises:
+        ValueError: not a positive size.
+    """
+    units = {"K": 10**3, "M": 10**6, "G": 10**9, "T": 10**12}
+    t = str(text).strip().upper().removesuffix("B")
+    scale = 1
+    if t and t[-1] in units:
+        scale, t = units[t[-1]], t[:-1]
+    try:
+        value = float(t) * scale
+    except ValueError:
+        raise ValueError(
+            f"not a memory size: {text!r} (e.g. 1.5G, 800M)"
+        ) from None
+    if not value > 0 or value == float("inf"):
+        raise ValueError(f"memory size must be positive, got {text!r}")
+    return int(value)

@@ -35,3 +35,37 @@ def cpu_has_bf16(flags=None):
     """True when the CPU has native bfloat16 arithmetic (see BF16_FLAGS)."""
     flags = cpu_flags() if flags is None else flags
     return any(f in flags for f in BF16_FLAGS)
+
+
+# `--precision` of inference (stylize, the app, export).
+INFERENCE_PRECISIONS = ("fp32", "bf16")
+
+NO_BF16_NOTE = (
+    "note: --precision=bf16 needs a CPU with AVX512_BF16 or AMX-BF16 "
+    "(emulated bfloat16 is slower than float32); running in fp32"
+)
+
+
+def inference_precision(requested, note=None):
+    """The inference precision to use for `requested` ("fp32" or "bf16").
+
+    bf16 on a CPU without native bfloat16 falls back to fp32, after one
+    line through `note` (default: stderr).
+
+    Raises:
+        ValueError: an unknown precision name.
+    """
+    if requested not in INFERENCE_PRECISIONS:
+        raise ValueError(
+            f"precision must be one of {INFERENCE_PRECISIONS}, "
+            f"got {requested!r}"
+        )
+    if requested == "bf16" and not cpu_has_bf16():
+        if note is None:
+            import sys
+
+            print(NO_BF16_NOTE, file=sys.stderr)
+        else:
+            note(NO_BF16_NOTE)
+        return "fp32"
+    return requested

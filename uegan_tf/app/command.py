@@ -62,6 +62,8 @@ def parse_args(argv):
         ValueError: a bad option value.
         SystemExit: `--help` or an unknown option (from argparse).
     """
+    from uegan_tf.image_io import parse_memory
+
     d = AppConfig()
     parser = argparse.ArgumentParser(
         prog=argv[0] if argv else "uegan app",
@@ -120,6 +122,19 @@ def parse_args(argv):
         help="requests allowed to wait",
     )
     parser.add_argument(
+        "--max_memory",
+        default="1.5G",
+        help="peak memory budget of stylizing, e.g. 1.5G or 800M (default: "
+        "1.5G); larger photos are tiled to fit it",
+    )
+    parser.add_argument(
+        "--precision",
+        choices=("fp32", "bf16"),
+        default=d.precision,
+        help="inference precision; bf16 needs a CPU with AVX512_BF16/AMX "
+        "(elsewhere a note and fp32)",
+    )
+    parser.add_argument(
         "--verbose",
         action="store_true",
         help="show TensorFlow's start-up log",
@@ -143,6 +158,8 @@ def parse_args(argv):
         concurrency=args.concurrency,
         queue_size=args.queue_size,
         cache_size=args.cache_size,
+        max_memory=parse_memory(args.max_memory),
+        precision=args.precision,
     ).validate()
     styles = parse_model_specs(config.models) if config.models else None
     return config, styles

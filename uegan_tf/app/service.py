@@ -3,7 +3,8 @@ r"""The web app's service: requests, limits and temp files (no Gradio).
     uegan app [--host=127.0.0.1] [--port=7860] [--model=PATH ...] \
         [--max_file_size=25mb] [--max_video_seconds=60] \
         [--max_megapixels=64] [--max_side=4096] [--concurrency=2] \
-        [--queue_size=16] [--cache_size=4] [--max_user_disk=200mb]
+        [--queue_size=16] [--cache_size=4] [--max_user_disk=200mb] \
+        [--precision=bf16] [--max_memory=1.5G]
     python -m uegan_tf.app ...                   # the same command
 
 Gradio is an optional extra (`pip install .[app]`). The app only serves
@@ -65,6 +66,10 @@ class AppConfig:
         queue_size: requests allowed to wait; more get "queue full".
         cache_size: loaded stylizers kept in memory (LRU).
         video_batch: video frames per generator call.
+        max_memory: peak memory budget (bytes) of stylizing; each of the
+            `concurrency` requests running at once gets an equal share of
+            it above the process's fixed part (see `request_memory`).
+        precision: "fp32" or "bf16" inference (see `Stylizer`).
         keep_outputs_seconds: results older than this are deleted.
         max_user_bytes: disk one user (browser session) may take with the
             uploads and results of their requests still kept; their oldest
@@ -83,6 +88,8 @@ class AppConfig:
     queue_size: int = 16
     cache_size: int = 4
     video_batch: int = 4
+    max_memory: int = 1_500_000_000
+    precision: str = "fp32"
     keep_outputs_seconds: float = 3600.0
     max_user_bytes: int = 200 * 2**20
 
@@ -102,10 +109,27 @@ class AppConfig:
             raise ValueError(
                 f"--max_side must be 0 or >= 64, got {self.max_side}"
             )
+        if self.max_memory < 1:
+            raise ValueError("--max_memory must be positive")
+        if self.precision not in ("fp32", "bf16"):
+            raise ValueError(
+                f"--precision must be fp32 or bf16, got {self.precision!r}"
+            )
         for name in ("concurrency", "queue_size", "cache_size", "video_batch"):
             if getattr(self, name) < 1:
                 raise ValueError(f"--{name} must be >= 1")
         return self
+
+    def request_memory(self):
+        """The memory budget of one stylize call (`Stylizer.max_memory`).
+
+        The fixed part of the process (interpreter, TensorFlow, a model) is
+        counted once; the rest is shared by the concurrent requests.
+        """
+        from uegan_tf.inference.stylizer import MEMORY_BASE_BYTES
+
+        share = (self.max_memory - MEMORY_BASE_BYTES) / self.concurrency
+        return int(MEMORY_BASE_BYTES + max(share, 0))
 
 
 _SIZE_UNITS = {"": 1, "b": 1, "kb": 2**10, "mb": 2**20, "gb": 2**30}
@@ -326,11 +350,15 @@ class StylizerCache:
     Args:
         size: stylizers kept.
         max_side: `Stylizer(max_side=...)` for every stylizer.
+        max_memory: `Stylizer(max_memory=...)` for every stylizer.
+        precision: `Stylizer(precision=...)` for every stylizer.
     """
 
-    def __init__(self, size=4, max_side=0):
+    def __init__(self, size=4, max_side=0, max_memory=None, precision="fp32"):
         self.size = size
         self.max_side = max_side
+        self.max_memory = max_memory
+        self.precision = precision
         self._items = collections.OrderedDict()
         self._lock = threading.Lock()
 
@@ -340,6 +368,7 @@ class StylizerCache:
         Raises:
             ModelLoadError: the source cannot be loaded.
         """
+        from uegan_tf.inference.stylizer import DEFAULT_MAX_MEMORY
         from uegan_tf.inference.stylizer import Stylizer
 
         key = (str(source), tile, bool(brightness))
@@ -363,6 +392,8 @@ class StylizerCache:
                     tile=tile,
                     brightness=brightness,
                     max_side=self.max_side,
+                    max_memory=self.max_memory or DEFAULT_MAX_MEMORY,
+                    precision=self.precision,
                 )
             self._items[key] = stylizer
             while len(self._items) > self.size:
@@ -382,8 +413,8 @@ class StylizeService:
     """
 
     # Tiles used when the user asks for tiled inference. Without it the
-    # stylizer still tiles automatically above ~2.4 MP, so an unticked box
-    # never risks running out of memory.
+    # stylizer still tiles automatically when a photo would not fit
+    # `--max_memory`, so an unticked box never risks running out of memory.
     TILE = 512
 
     def __init__(self, styles, config=None, work_dir=None):
@@ -393,7 +424,12 @@ class StylizeService:
             work_dir or tempfile.mkdtemp(prefix="uegan_app_")
         )
         self.work_dir.mkdir(parents=True, exist_ok=True)
-        self.cache = StylizerCache(self.config.cache_size, self.config.max_side)
+        self.cache = StylizerCache(
+            self.config.cache_size,
+            self.config.max_side,
+            max_memory=self.config.request_memory(),
+            precision=self.config.precision,
+        )
         # user -> [(job folder, upload bytes)], oldest first.
         self._usage = collections.defaultdict(list)
         self._usage_lock = threading.Lock()

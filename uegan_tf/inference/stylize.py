@@ -3,6 +3,7 @@
     uegan stylize photo.jpg holidays/ 'shots/*.png' clip.mp4 --out_dir=out \
         [--style=painted | --model=PATH] [--tile=512 --overlap=32] \
         [--max_side=2048] [--brightness] [--side_by_side] \
+        [--precision=bf16] [--max_memory=1.5G] \
         [--temporal_smoothing=0.5] [--skip_existing | --overwrite]
     uegan stylize --examples --out_dir=out      # the bundled example photos
     python -m uegan_tf.inference.stylize ...               # the same command
@@ -45,8 +46,11 @@ class StylizeConfig:
         model: a style name, .keras file, work dir, SavedModel or TF1
             checkpoint; None uses the default style.
         step: checkpoint step for a work dir.
-        tile, overlap: tiled inference (tile None: automatic above
-            ~2.4 MP; 0: never).
+        tile, overlap: tiled inference (tile None: automatic, the
+            largest tiles that fit `max_memory`; 0: never).
+        max_memory: peak memory budget in bytes for automatic tiling.
+        precision: "fp32" or "bf16" (bfloat16 compute on CPUs with
+            native bfloat16; elsewhere a note and fp32).
         max_side: downscale inputs with a longer side first (0: never).
         brightness: match the input's mean luma (reference test.py).
         side_by_side: write input and output next to each other.
@@ -69,6 +73,8 @@ class StylizeConfig:
     step: int | None = None
     tile: int | None = None
     overlap: int = 32
+    max_memory: int = 1_500_000_000
+    precision: str = "fp32"
     max_side: int = 0
     brightness: bool = False
     side_by_side: bool = False
@@ -102,6 +108,12 @@ class StylizeConfig:
             raise ValueError(f"--out_dir: {problem}")
         if self.image_format not in ("auto", "png", "jpg"):
             raise ValueError("--format must be auto, png or jpg")
+        if self.precision not in ("fp32", "bf16"):
+            raise ValueError(
+                f"--precision must be fp32 or bf16, got {self.precision!r}"
+            )
+        if self.max_memory < 1:
+            raise ValueError("--max_memory must be positive")
         if self.max_pixels < 1:
             raise ValueError("--max_megapixels must be positive")
         if self.batch < 1:
@@ -341,8 +353,11 @@ def run(cfg, log=print, err=None, progress=True):
         step=cfg.step,
         tile=cfg.tile,
         overlap=cfg.overlap,
+        max_memory=cfg.max_memory,
         max_side=cfg.max_side,
         brightness=cfg.brightness,
+        precision=cfg.precision,
+        note=err,
     )
     images = [j for j in todo if not j.video]
     videos = [j for j in todo if j.video]
@@ -471,9 +486,24 @@ def define_flags():
         "integer",
         "tile",
         None,
-        "Tile side (0: never tile; default: automatic for large images).",
+        "Tile side (0: never tile; default: the largest tiles that fit "
+        "--max_memory).",
     )
     define("integer", "overlap", d.overlap, "Tile overlap in pixels.")
+    define(
+        "string",
+        "max_memory",
+        "1.5G",
+        "Peak memory budget for automatic tiling, e.g. 1.5G or 800M.",
+    )
+    define(
+        "enum",
+        "precision",
+        d.precision,
+        "Inference precision: bf16 computes in bfloat16 (CPUs with "
+        "AVX512_BF16/AMX; elsewhere a note and fp32).",
+        ["fp32", "bf16"],
+    )
     define(
         "integer",
         "max_side",
@@ -528,6 +558,8 @@ def define_flags():
 
 
 def config_from_flags(argv):
+    from uegan_tf.image_io import parse_memory
+
     f = flags.FLAGS
     if f.style and f.model:
         raise ValueError("give --style or --model, not both")
@@ -541,6 +573,8 @@ def config_from_flags(argv):
         step=f.step,
         tile=f.tile,
         overlap=f.overlap,
+        max_memory=parse_memory(f.max_memory),
+        precision=f.precision,
         max_side=f.max_side,
         brightness=f.brightness,
         side_by_side=f.side_by_side,

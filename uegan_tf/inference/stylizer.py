@@ -16,11 +16,13 @@ import tensorflow as tf
 from google.protobuf.message import DecodeError
 
 from uegan_tf import registry
+from uegan_tf.image_io import parse_memory  # noqa: F401 - re-exported
 from uegan_tf.image_ops import fit_long_side
 from uegan_tf.image_ops import from_unit_range
 from uegan_tf.image_ops import luma
 from uegan_tf.image_ops import to_unit_range
 from uegan_tf.models.layers import NormStats
+from uegan_tf.precision import inference_precision
 
 # What `load_generator` accepts, for error messages.
 SOURCES_HELP = (
@@ -101,22 +103,65 @@ def resolve_source(source):
     raise ModelLoadError(f"{source}: no such file or folder")
 
 
-def load_generator(source=None, step=None):
+def with_precision(generator, precision):
+    """The generator computing in `precision` ("fp32" or "bf16").
+
+    bf16: the same network rebuilt under Keras' `mixed_bfloat16` policy
+    (float32 variables holding the same weights, bfloat16 convolutions and
+    activations; the layer-norm statistics and affine, the output conv and
+    the tanh stay float32, see `models.generator`). fp32 returns
+    `generator` itself. No CPU check here: see `inference_precision`.
+    """
+    if precision == "fp32":
+        return generator
+    if precision != "bf16":
+        raise ValueError(f"unknown precision {precision!r}")
+    from uegan_tf.models import Generator
+
+    previous = keras.mixed_precision.global_policy()
+    keras.mixed_precision.set_global_policy("mixed_bfloat16")
+    try:
+        fast = Generator(
+            unet=generator.unet,
+            upsample=generator.upsample,
+            norm_epsilon=generator.norm_epsilon,
+            name=generator.name,
+        )
+        fast(tf.zeros([1, 8, 8, 3]))
+    finally:
+        keras.mixed_precision.set_global_policy(previous)
+    fast.set_weights(generator.get_weights())
+    return fast
+
+
+def load_generator(source=None, step=None, precision="fp32", note=None):
     """Load a Keras generator from a style name, file or folder.
 
     Args:
         source: style name, `.keras` file, training work dir, or official
             TF1 checkpoint folder (None: the default style).
         step: for a work dir, the checkpoint step (default: latest).
+        precision: "fp32" or "bf16" (see `with_precision`); bf16 on a CPU
+            without native bfloat16 prints one line through `note`
+            (default: stderr) and loads fp32.
+        note: callable for that line.
 
     Returns:
         `(generator, info)`: a `uegan_tf.models.Generator` and a dict with
-        "kind", "path" (and "step" for work dirs).
+        "kind", "path", "precision" (the one used) (and "step" for work
+        dirs).
 
     Raises:
         ModelLoadError: missing, unreadable or non-Keras source (a SavedModel
             cannot become a Keras model; use `load_backend` for it).
     """
+    precision = inference_precision(precision, note)
+    generator, info = _load_fp32_generator(source, step)
+    info["precision"] = precision
+    return with_precision(generator, precision), info
+
+
+def _load_fp32_generator(source, step):
     kind, path = resolve_source(source)
     info = {"kind": kind, "path": str(path)}
     try:
@@ -250,6 +295,80 @@ def _ramp(tile_len, overlap, at_start, at_end):
     return w
 
 
+# Memory budget of `Stylizer` (`--max_memory`), bytes.
+DEFAULT_MAX_MEMORY = 1_500_000_000
+
+# Peak-RSS model of Keras inference: peak = MEMORY_BASE_BYTES
+# + MODEL_BYTES_PER_PIXEL[precision] * (pixels of one generator call)
+# + the image buffers per pixel of the whole image (IMAGE_BYTES_PER_PIXEL
+# tiled, UNTILED_IMAGE_BYTES_PER_PIXEL untiled).
+# Measured with bench/bench_memory.py fit (ru_maxrss of a fresh process,
+# painted UE generator, one untiled call after a 64x64 warm-up; TF 2.21,
+# Keras 3.15, 2-core AMX Xeon): least squares over 384^2, 640^2, 896^2
+# gives fp32 798 MB + 2003 B/px and bf16 832 MB + 1103 B/px; single
+# points 1024^2 / 1280^2 gave fp32 2447 / 1971 B/px and bf16 1353 / 1100
+# B/px above ~0.8 GB (the allocator makes it size-dependent). The constants
+# take the upper ends of the base (760-830 MB measured) and per-pixel costs.
+MEMORY_BASE_BYTES = 850_000_000
+MODEL_BYTES_PER_PIXEL = {"fp32": 2_450, "bf16": 1_350}
+# Tiled: uint8 input and output, float32 accumulator (3 ch) and weights.
+IMAGE_BYTES_PER_PIXEL = 3 + 3 + 12 + 4
+UNTILED_IMAGE_BYTES_PER_PIXEL = 3 + 3
+# Smallest tile worth running (the overlap bands dominate below it).
+MIN_TILE = 128
+
+
+def choose_tile(
+    h,
+    w,
+    budget,
+    per_pixel,
+    base=MEMORY_BASE_BYTES,
+    image_per_pixel=IMAGE_BYTES_PER_PIXEL,
+    untiled_image_per_pixel=UNTILED_IMAGE_BYTES_PER_PIXEL,
+    tile_batch=1,
+    min_tile=MIN_TILE,
+):
+    """The tile side for an `h` x `w` image under a peak-memory budget.
+
+    Pure: the estimate is `base + per_pixel * call_pixels + image buffers`
+    (see `MODEL_BYTES_PER_PIXEL`). Tiles are square, clipped to the image
+    (so a wide strip may use the full height), with sides multiples of 4.
+
+    Returns:
+        0 when the untiled image fits; otherwise the largest tile side whose
+        estimate fits (at least `min_tile`, even when nothing fits).
+    """
+    pixels = h * w
+    if base + (per_pixel + untiled_image_per_pixel) * pixels <= budget:
+        return 0
+    free = budget - base - image_per_pixel * pixels
+    allowed = free / (per_pixel * max(1, tile_batch))
+
+    def cost(t):
+        return min(t, h) * min(t, w)
+
+    # Largest multiple of 4 whose (clipped) tile fits; cost is monotone.
+    lo, hi = min_tile // 4, (max(h, w) + 3) // 4
+    if cost(lo * 4) > allowed:
+        return lo * 4
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if cost(mid * 4) <= allowed:
+            lo = mid
+        else:
+            hi = mid - 1
+    return lo * 4
+
+
+def stats_side_for(h, w, max_pixels, stats_side):
+    """Long side of the whole-image statistics copy: at most `stats_side`,
+    and small enough that the copy has at most `max_pixels` pixels."""
+    long, short = max(h, w), min(h, w)
+    fit = int((max_pixels * long / short) ** 0.5)
+    return max(MIN_TILE, min(stats_side, long, fit))
+
+
 class Stylizer:
     """Runs a generator on uint8 RGB images of any size.
 
@@ -257,25 +376,30 @@ class Stylizer:
     file, training work dir, official TF1 checkpoint) or a SavedModel
     exported by `tools/export_tflite.py` (its uint8 `serving_default`).
 
-    Large images are processed in overlapping tiles with linear blending,
-    so memory stays bounded (a 4000x3000 photo runs in a few GB). With a
+    Images whose untiled inference would not fit `max_memory` are
+    processed in overlapping tiles with linear blending, the largest tiles
+    that fit (see `choose_tile` and its measured memory model). With a
     Keras backend every tile is normalised with the layer-norm statistics
-    of the whole image (computed once on a copy downscaled to `stats_side`),
-    so tiles agree with each other and with untiled inference.
+    of the whole image (computed once on a copy downscaled to `stats_side`,
+    or smaller to fit the budget), so tiles agree with each other and with
+    untiled inference.
 
     Args:
         source: model source (see `load_generator`); None: default style.
         step: training step for a work dir.
-        tile: tile side; 0 disables tiling; None tiles automatically
-            when the image has more than `auto_tile_pixels` pixels.
+        tile: tile side; 0 disables tiling; None chooses by `max_memory`.
         overlap: overlap between tiles, in pixels.
-        auto_tile_pixels: the automatic tiling threshold.
+        max_memory: peak memory budget of the process in bytes (automatic
+            tiling); None: never tile automatically.
         tile_batch: tiles per generator call.
         stats_side: long side of the copy used for whole-image
             layer-norm statistics when tiling.
         max_side: downscale inputs whose long side exceeds this (0: never).
             The output then has the downscaled size.
         brightness: match the output's mean luma to the input's.
+        precision: "fp32" or "bf16" (Keras backends; see `load_generator`).
+        note: callable for the one-line bf16 fallback note (default:
+            stderr).
     """
 
     def __init__(
@@ -284,15 +408,17 @@ class Stylizer:
         step=None,
         tile=None,
         overlap=32,
-        auto_tile_pixels=1536 * 1536,
+        max_memory=DEFAULT_MAX_MEMORY,
         tile_batch=1,
         stats_side=1024,
         max_side=0,
         brightness=False,
+        precision="fp32",
+        note=None,
     ):
         self.tile = tile
         self.overlap = overlap
-        self.auto_tile_pixels = auto_tile_pixels
+        self.max_memory = max_memory
         self.tile_batch = max(1, tile_batch)
         self.stats_side = stats_side
         self.max_side = max_side
@@ -301,22 +427,27 @@ class Stylizer:
         self.info = {"kind": kind, "path": str(path)}
         self.generator = None
         if kind == "savedmodel":
+            # Runs as exported (a bf16 export computes in bfloat16).
+            self.info["precision"] = "as exported"
             self._load_savedmodel(path)
         else:
-            self.generator, self.info = load_generator(source, step)
+            self.generator, self.info = load_generator(
+                source, step, precision=precision, note=note
+            )
             self._build_keras_fns()
+        self.precision = self.info["precision"]
 
     def with_options(self, **options):
         """A stylizer sharing this one's model and traced functions.
 
         Only the pre/post-processing options of the constructor (tile,
-        overlap, auto_tile_pixels, tile_batch, stats_side, max_side,
+        overlap, max_memory, tile_batch, stats_side, max_side,
         brightness) may be changed; nothing is reloaded.
         """
         allowed = {
             "tile",
             "overlap",
-            "auto_tile_pixels",
+            "max_memory",
             "tile_batch",
             "stats_side",
             "max_side",
@@ -400,12 +531,28 @@ class Stylizer:
         """Apply `max_side` downscaling; returns the array to stylize."""
         return fit_long_side(rgb, self.max_side)
 
+    def _per_pixel(self):
+        # SavedModels: as the fp32 Keras graph (the exported graph is it).
+        return MODEL_BYTES_PER_PIXEL.get(
+            self.precision, MODEL_BYTES_PER_PIXEL["fp32"]
+        )
+
+    def tile_for(self, h, w):
+        """The tile side for an `h` x `w` image (0: untiled)."""
+        if self.tile is not None:
+            return self.tile if self.tile and max(h, w) > self.tile else 0
+        if self.max_memory is None:
+            return 0
+        return choose_tile(
+            h,
+            w,
+            self.max_memory,
+            self._per_pixel(),
+            tile_batch=self.tile_batch,
+        )
+
     def wants_tiles(self, h, w):
-        if self.tile == 0:
-            return False
-        if self.tile:
-            return h > self.tile or w > self.tile
-        return h * w > self.auto_tile_pixels
+        return self.tile_for(h, w) > 0
 
     def __call__(self, rgb):
         """Stylize one uint8 RGB image `[H, W, 3]` (after `prepare`)."""
@@ -440,16 +587,33 @@ class Stylizer:
         if self.wants_tiles(h, w):
             out = np.stack([self._tiled(f) for f in frames])
         else:
-            out = self._run(frames).numpy()
+            n = self._frames_per_call(len(frames), h, w)
+            out = np.concatenate(
+                [
+                    self._run(frames[i : i + n]).numpy()
+                    for i in range(0, len(frames), n)
+                ]
+            )
         if self.brightness:
             out = np.stack(
                 [match_brightness(o, f) for o, f in zip(out, frames)]
             )
         return out
 
-    def _whole_image_stats(self, rgb):
+    def _frames_per_call(self, n, h, w):
+        """Frames of one batched call that fit `max_memory` (at least 1)."""
+        if self.tile is not None or self.max_memory is None:
+            return n
+        per_frame = (self._per_pixel() + 2 * UNTILED_IMAGE_BYTES_PER_PIXEL) * (
+            h * w
+        )
+        free = self.max_memory - MEMORY_BASE_BYTES
+        return int(min(n, max(1, free // per_frame)))
+
+    def _whole_image_stats(self, rgb, max_pixels):
         h, w = rgb.shape[:2]
-        scale = min(1.0, self.stats_side / max(h, w))
+        side = stats_side_for(h, w, max_pixels, self.stats_side)
+        scale = min(1.0, side / max(h, w))
         small = (
             rgb
             if scale == 1.0
@@ -463,7 +627,7 @@ class Stylizer:
 
     def _tiled(self, rgb):
         h, w = rgb.shape[:2]
-        tile = self.tile or 512
+        tile = self.tile_for(h, w) or 512
         tile = max(16, tile - tile % 4)
         overlap = min(self.overlap, tile // 2)
         th, tw = min(tile, h), min(tile, w)
@@ -471,7 +635,10 @@ class Stylizer:
         xs = tile_starts(w, tw, overlap)
         stats = None
         if self.generator is not None:
-            stats = self._whole_image_stats(rgb)
+            # The statistics pass is one more generator call: no larger
+            # than a tile batch under a budget.
+            limit = th * tw * self.tile_batch if self.tile is None else 1e18
+            stats = self._whole_image_stats(rgb, max(limit, 1))
         acc = np.zeros((h, w, 3), np.float32)
         weight = np.zeros((h, w, 1), np.float32)
         boxes = [(y, x) for y in ys for x in xs]
@@ -488,4 +655,9 @@ class Stylizer:
                 wt = (wy[:, None] * wx[None, :])[..., None]
                 acc[y : y + th, x : x + tw] += o.astype(np.float32) * wt
                 weight[y : y + th, x : x + tw] += wt
-        return np.clip(np.round(acc / weight), 0, 255).astype(np.uint8)
+        # In place: no full-size float32 temporaries on top of `acc`.
+        np.divide(acc, weight, out=acc)
+        del weight
+        np.round(acc, out=acc)
+        np.clip(acc, 0, 255, out=acc)
+        return acc.astype(np.uint8)
