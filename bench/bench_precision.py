@@ -34,8 +34,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from uegan_tf.image_io import fit_long_side  # noqa: E402
 from uegan_tf.image_io import load_rgb  # noqa: E402
+from uegan_tf.image_ops import fit_long_side  # noqa: E402
 from uegan_tf.inference.stylizer import Stylizer  # noqa: E402
 from uegan_tf.inference.stylizer import load_generator  # noqa: E402
 from uegan_tf.inference.stylizer import with_precision  # noqa: E402

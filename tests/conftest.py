@@ -49,15 +49,16 @@ def pytest_collection_modifyitems(config, items):
 def parse_train_args(*args):
     """The `TrainConfig` that `python -m uegan_tf.train ARGS...` would use.
 
-    Call inside `flagsaver.flagsaver()`, from the repository root (nested
-    flagfile paths are repo-relative).
+    Call from the repository root (nested flagfile paths are
+    repo-relative). A fresh flag registry each time: other binaries' flags
+    defined in this test process (stylize's --precision) never interfere.
     """
     from uegan_tf import flags as uflags
 
-    uflags.define_train_flags()
-    flags.FLAGS.unparse_flags()
-    flags.FLAGS(["train", *args])
-    return uflags.train_config_from_flags()
+    fv = flags.FlagValues()
+    uflags.define_train_flags(fv)
+    fv(["train", *args])
+    return uflags.train_config_from_flags(fv)
 
 
 def shared_path(*parts):

@@ -5,7 +5,6 @@ import subprocess
 import sys
 
 from absl import flags
-from absl.testing import flagsaver
 
 from uegan_tf import config
 from uegan_tf import flags as uflags
@@ -55,7 +54,8 @@ def _non_default(field):
 
 def test_every_flag_reaches_its_field():
     """Set each flag to a non-default value: the config holds all of them."""
-    uflags.define_train_flags()
+    fv = flags.FlagValues()
+    uflags.define_train_flags(fv)
     args, expected = [], {}
     for section, name, field in _all_flag_names(config.TrainConfig):
         if field.name in ("vgg_weights", "vgg_arch"):
@@ -66,10 +66,8 @@ def test_every_flag_reaches_its_field():
         else:
             args.append(f"--{name}={value}")
         expected[(section, field.name)] = value
-    with flagsaver.flagsaver():
-        flags.FLAGS.unparse_flags()
-        flags.FLAGS(["train", *args])
-        cfg = uflags.train_config_from_flags()
+    fv(["train", *args])
+    cfg = uflags.train_config_from_flags(fv)
     got = {}
     for section, name in expected:
         holder = cfg if section is None else getattr(cfg, section)
@@ -80,11 +78,10 @@ def test_every_flag_reaches_its_field():
 
 
 def test_defaults_of_flags_are_the_dataclass_defaults():
-    uflags.define_train_flags()
-    with flagsaver.flagsaver():
-        flags.FLAGS.unparse_flags()
-        flags.FLAGS(["train", "--workdir=w", "--records_dir=r"])
-        cfg = uflags.train_config_from_flags()
+    fv = flags.FlagValues()
+    uflags.define_train_flags(fv)
+    fv(["train", "--workdir=w", "--records_dir=r"])
+    cfg = uflags.train_config_from_flags(fv)
     want = config.TrainConfig(
         workdir="w", data=config.DataConfig(records_dir="r")
     )
@@ -92,19 +89,10 @@ def test_defaults_of_flags_are_the_dataclass_defaults():
 
 
 def test_prepare_flags_round_trip():
-    uflags.define_prepare_flags()
-    with flagsaver.flagsaver():
-        flags.FLAGS.unparse_flags()
-        flags.FLAGS(
-            [
-                "prep",
-                "--out_dir=o",
-                "--style_dir=s",
-                "--photo_dir=p",
-                "--size=128",
-            ]
-        )
-        cfg = uflags.prepare_config_from_flags()
+    fv = flags.FlagValues()
+    uflags.define_prepare_flags(fv)
+    fv(["prep", "--out_dir=o", "--style_dir=s", "--photo_dir=p", "--size=128"])
+    cfg = uflags.prepare_config_from_flags(fv)
     assert cfg == config.PrepareConfig(
         out_dir="o", style_dir="s", photo_dir="p", size=128
     )

@@ -14,10 +14,10 @@ from conftest import shared_path
 
 from uegan_tf import app
 from uegan_tf import precision
-from uegan_tf import stylize
-from uegan_tf.image_io import fit_long_side
 from uegan_tf.image_io import load_rgb
 from uegan_tf.image_io import parse_memory
+from uegan_tf.image_ops import fit_long_side
+from uegan_tf.inference import stylize
 from uegan_tf.inference.stylizer import Stylizer
 from uegan_tf.inference.stylizer import choose_tile
 from uegan_tf.inference.stylizer import stats_side_for

@@ -255,11 +255,13 @@ def test_stylize_help_lists_its_own_flags_first(capsys):
         "--[no]examples",
         "--format",
         "--max_megapixels",
+        "--max_memory",
         "--max_side",
         "--model",
         "--out_dir",
         "--overlap",
         "--[no]overwrite",
+        "--precision",
         "--[no]side_by_side",
         "--[no]skip_existing",
         "--step",
@@ -695,19 +697,18 @@ def test_train_command_on_a_truncated_shard_is_one_line_exit_1(
     from uegan_tf.train import __main__ as train
 
     records, shard = truncated_records
-    uflags.define_train_flags()
+    fv = flags.FlagValues()  # other binaries' flags stay out of the way
+    uflags.define_train_flags(fv)
     monkeypatch.chdir(REPO)  # nested flagfile paths are repo-relative
-    with flagsaver.flagsaver():
-        flags.FLAGS.unparse_flags()
-        flags.FLAGS(
-            [
-                "train",
-                "--flagfile=configs/smoke.flags",
-                f"--records_dir={records}",
-                f"--workdir={tmp_path / 'run'}",
-            ]
-        )
-        code = train.main(["train"])
+    fv(
+        [
+            "train",
+            "--flagfile=configs/smoke.flags",
+            f"--records_dir={records}",
+            f"--workdir={tmp_path / 'run'}",
+        ]
+    )
+    code = train.main(["train"], fv)
     err = capsys.readouterr().err
     assert code == 1
     (line,) = err.splitlines()

@@ -47,29 +47,43 @@ def _base_type(annotation):
     return annotation
 
 
-def define_config_flags(cls):
+def define_config_flags(cls, flag_values=FLAGS):
     """Define one absl flag per setting of the config class `cls`.
 
-    Idempotent: a second call (tests, several binaries in one process)
-    defines nothing.
+    Idempotent: a second call defines nothing. Tests pass a fresh
+    `flags.FlagValues()` so binaries' flags never meet in one registry.
     """
     for _, field in _leaf_fields(cls):
         name = _flag_name(field)
-        if name in FLAGS:
+        if name in flag_values:
             continue
         help_ = field.metadata["help"]
         choices = field.metadata.get("choices")
         kind = _base_type(field.type)
         if choices:
-            flags.DEFINE_enum(name, field.default, list(choices), help_)
+            flags.DEFINE_enum(
+                name,
+                field.default,
+                list(choices),
+                help_,
+                flag_values=flag_values,
+            )
         elif kind is bool:
-            flags.DEFINE_bool(name, field.default, help_)
+            flags.DEFINE_bool(
+                name, field.default, help_, flag_values=flag_values
+            )
         elif kind is int:
-            flags.DEFINE_integer(name, field.default, help_)
+            flags.DEFINE_integer(
+                name, field.default, help_, flag_values=flag_values
+            )
         elif kind is float:
-            flags.DEFINE_float(name, field.default, help_)
+            flags.DEFINE_float(
+                name, field.default, help_, flag_values=flag_values
+            )
         elif kind is str:
-            flags.DEFINE_string(name, field.default, help_)
+            flags.DEFINE_string(
+                name, field.default, help_, flag_values=flag_values
+            )
         else:  # a new field type needs a rule here
             raise TypeError(f"no flag type for {cls.__name__}.{field.name}")
 
@@ -89,12 +103,15 @@ def config_from_flags(cls, f=FLAGS):
     return cls(**top).validate()
 
 
-def define_train_flags():
+def define_train_flags(flag_values=FLAGS):
     """Define every training flag (idempotent)."""
-    define_config_flags(TrainConfig)
-    if "dry_run" not in FLAGS:  # a binary option, not a setting of the run
+    define_config_flags(TrainConfig, flag_values)
+    if "dry_run" not in flag_values:  # a binary option, not a setting
         flags.DEFINE_bool(
-            "dry_run", False, "Print the resolved config and exit."
+            "dry_run",
+            False,
+            "Print the resolved config and exit.",
+            flag_values=flag_values,
         )
 
 
@@ -103,9 +120,9 @@ def train_config_from_flags(f=FLAGS):
     return config_from_flags(TrainConfig, f)
 
 
-def define_prepare_flags():
+def define_prepare_flags(flag_values=FLAGS):
     """Flags of `tools/make_tfrecords.py` (idempotent)."""
-    define_config_flags(PrepareConfig)
+    define_config_flags(PrepareConfig, flag_values)
 
 
 def prepare_config_from_flags(f=FLAGS):

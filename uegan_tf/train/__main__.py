@@ -15,7 +15,7 @@ from absl import flags
 from absl import logging
 
 
-def main(argv):
+def main(argv, flag_values=flags.FLAGS):
     if len(argv) > 1:
         print(f"error: unexpected arguments {argv[1:]}", file=sys.stderr)
         return 2
@@ -31,11 +31,11 @@ def main(argv):
     tf.get_logger().setLevel("WARNING")
 
     try:
-        cfg = uflags.train_config_from_flags()
+        cfg = uflags.train_config_from_flags(flag_values)
     except ValueError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    if flags.FLAGS.dry_run:
+    if flag_values.dry_run:
         print(trainer_lib.config_summary(cfg))
         return 0
     from uegan_tf.data.pipeline import CorruptRecordsError
@@ -53,7 +53,7 @@ def main(argv):
     # (A non-chief worker writes it to its temporary folder.)
     trainer.output_dir.mkdir(parents=True, exist_ok=True)
     write_text_atomic(
-        trainer.output_dir / "flags.txt", flags.FLAGS.flags_into_string()
+        trainer.output_dir / "flags.txt", flag_values.flags_into_string()
     )
     try:
         result = trainer.train()
