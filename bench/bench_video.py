@@ -18,7 +18,6 @@ import json
 import pathlib
 import platform
 import statistics
-import subprocess
 import sys
 import tempfile
 
@@ -37,48 +36,20 @@ _CHECKPOINT = flags.DEFINE_string(
 _OUT = flags.DEFINE_string("out", "bench/results/video.json", "JSON output.")
 
 
-def make_clip(path, size, frames):
-    import imageio_ffmpeg
-
-    cmd = [
-        imageio_ffmpeg.get_ffmpeg_exe(),
-        "-y",
-        "-hide_banner",
-        "-loglevel",
-        "error",
-        "-f",
-        "lavfi",
-        "-i",
-        f"testsrc2=size={size}:rate=24",
-        "-f",
-        "lavfi",
-        "-i",
-        "sine=frequency=440",
-        "-frames:v",
-        str(frames),
-        "-c:v",
-        "libx264",
-        "-pix_fmt",
-        "yuv420p",
-        "-c:a",
-        "aac",
-        "-shortest",
-        str(path),
-    ]
-    subprocess.run(cmd, check=True, capture_output=True)
-
-
 def main(argv):
     del argv
     from uegan_tf.inference.stylizer import Stylizer
     from uegan_tf.inference.video import model_share
     from uegan_tf.inference.video import stylize_video
+    from uegan_tf.testing import make_test_clip
 
     stylizer = Stylizer(_CHECKPOINT.value)
     runs = {"sequential": [], "overlapped": []}
     with tempfile.TemporaryDirectory() as tmp:
         src = pathlib.Path(tmp) / "clip.mp4"
-        make_clip(src, _SIZE.value, _FRAMES.value)
+        make_test_clip(
+            src, _FRAMES.value, _SIZE.value, rate=24, pattern="testsrc2"
+        )
         # Warm-up: traces the generator at this size.
         stylize_video(stylizer, src, pathlib.Path(tmp) / "warm.mp4", batch=1)
         for r in range(_ROUNDS.value):

@@ -86,3 +86,31 @@ def artifacts_dir():
     path = REPO / "test-artifacts"
     path.mkdir(exist_ok=True)
     return path
+
+
+def peak_rss_of(script, timeout):
+    """Run a Python snippet in a fresh interpreter (this repo importable).
+
+    The peak comes from `ru_maxrss` (KiB on Linux) printed after the script.
+
+    Returns:
+        (completed process, peak resident set size in bytes).
+    """
+    import subprocess
+    import sys
+
+    code = (
+        script
+        + "\nimport resource\n"
+        + "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)\n"
+    )
+    res = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=REPO,
+        env=dict(os.environ, PYTHONPATH=str(REPO)),
+    )
+    assert res.returncode == 0, res.stderr[-2000:]
+    return res, int(res.stdout.strip().splitlines()[-1]) * 1024

@@ -442,31 +442,9 @@ def test_stylize_and_export_with_a_corrupt_model_exit_2(
 
 def _clip(path, frames=30):
     """An H.264 MP4 with its index first (as phones and web exports do)."""
-    import imageio_ffmpeg
+    from uegan_tf.testing import make_test_clip
 
-    subprocess.run(
-        [
-            imageio_ffmpeg.get_ffmpeg_exe(),
-            "-y",
-            "-loglevel",
-            "error",
-            "-f",
-            "lavfi",
-            "-i",
-            "testsrc=size=64x48:rate=8",
-            "-frames:v",
-            str(frames),
-            "-c:v",
-            "libx264",
-            "-pix_fmt",
-            "yuv420p",
-            "-movflags",
-            "+faststart",
-            str(path),
-        ],
-        check=True,
-    )
-    return path
+    return make_test_clip(path, frames=frames, audio=False, faststart=True)
 
 
 def _cut_media_data(src, dst, keep):

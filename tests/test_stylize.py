@@ -1,6 +1,5 @@
 """The stylize command: sizes, tiling, videos, bad inputs."""
 
-import os
 import subprocess
 import sys
 
@@ -9,6 +8,7 @@ import keras
 import numpy as np
 import pytest
 from conftest import REPO
+from conftest import peak_rss_of
 from PIL import Image
 
 from uegan_tf.image_io import load_rgb
@@ -21,6 +21,7 @@ from uegan_tf.inference.stylizer import tile_starts
 from uegan_tf.inference.video import probe
 from uegan_tf.inference.video import temporal_blend
 from uegan_tf.models import build_generator
+from uegan_tf.testing import make_test_clip
 from uegan_tf.testing import synthetic_image
 
 FFMPEG = imageio_ffmpeg.get_ffmpeg_exe()
@@ -126,29 +127,8 @@ def test_temporal_blend_keeps_static_regions_and_follows_motion():
     assert (out[:, 2:] == 50).all()  # moved: the new frame
 
 
-def _make_clip(path, frames=12, audio=True, size="64x48", rate=8):
-    cmd = [
-        FFMPEG,
-        "-y",
-        "-hide_banner",
-        "-loglevel",
-        "error",
-        "-f",
-        "lavfi",
-        "-i",
-        f"testsrc=size={size}:rate={rate}",
-    ]
-    if audio:
-        cmd += ["-f", "lavfi", "-i", "sine=frequency=440"]
-    cmd += ["-frames:v", str(frames), "-c:v", "libx264", "-pix_fmt", "yuv420p"]
-    if audio:
-        cmd += ["-c:a", "aac", "-shortest"]
-    subprocess.run(cmd + [str(path)], check=True, capture_output=True)
-    return path
-
-
 def test_video_keeps_frames_fps_and_audio(tmp_path, model_path):
-    src = _make_clip(tmp_path / "clip.mov", frames=12)
+    src = make_test_clip(tmp_path / "clip.mov", frames=12)
     frames_in, _ = imageio_ffmpeg.count_frames_and_secs(str(src))
     cfg = StylizeConfig(
         inputs=(str(src),),
@@ -165,7 +145,7 @@ def test_video_keeps_frames_fps_and_audio(tmp_path, model_path):
     assert info["has_audio"] and float(info["fps"]) == 8.0
     assert (info["width"], info["height"]) == (64, 48)
     # Side by side doubles the width; a clip without audio stays silent.
-    silent = _make_clip(tmp_path / "silent.mp4", frames=5, audio=False)
+    silent = make_test_clip(tmp_path / "silent.mp4", frames=5, audio=False)
     cfg = StylizeConfig(
         inputs=(str(silent),),
         out_dir=str(tmp_path / "sbs"),
@@ -207,7 +187,7 @@ def test_overlapped_video_equals_sequential_in_order(tmp_path):
     """Decode / stylize / encode threads give the same frames, in order."""
     from uegan_tf.inference.video import stylize_video
 
-    src = _make_clip(tmp_path / "clip.mp4", frames=11, size="96x64")
+    src = make_test_clip(tmp_path / "clip.mp4", frames=11, size="96x64")
     outs = {}
     for overlap in (True, False):
         dst = tmp_path / f"out_{overlap}.mp4"
@@ -235,7 +215,7 @@ def test_overlapped_video_error_stops_all_threads(tmp_path, where):
 
     from uegan_tf.inference.video import stylize_video
 
-    src = _make_clip(tmp_path / "clip.mp4", frames=20, audio=False)
+    src = make_test_clip(tmp_path / "clip.mp4", frames=20, audio=False)
     before = threading.active_count()
     stylizer = _InvertStylizer(fail_at=3 if where == "model" else None)
 
@@ -366,25 +346,16 @@ def test_unknown_style_is_a_clear_error(tmp_path):
 def test_large_image_runs_in_bounded_memory(tmp_path, model_path):
     """A 4000x3000 photo, tiled automatically; peak RSS measured."""
     script = (
-        "import resource, numpy as np\n"
+        "import numpy as np\n"
         "from uegan_tf.inference.stylizer import Stylizer\n"
         f"s = Stylizer({model_path!r}, tile_batch=1)\n"
         "img = (np.random.default_rng(0).uniform(0, 255, (3000, 4000, 3))"
         ").astype(np.uint8)\n"
         "out = s(img)\n"
         "assert out.shape == (3000, 4000, 3)\n"
-        "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)\n"
     )
-    res = subprocess.run(
-        [sys.executable, "-c", script],
-        capture_output=True,
-        text=True,
-        timeout=3600,
-        cwd=REPO,
-        env=dict(os.environ, PYTHONPATH=str(REPO)),
-    )
-    assert res.returncode == 0, res.stderr[-2000:]
-    peak_mb = int(res.stdout.strip().splitlines()[-1]) / 1024
+    _, peak = peak_rss_of(script, timeout=3600)
+    peak_mb = peak / 2**20
     # Untiled, the 32/64-channel full-resolution activations alone would
     # need several GB each; tiled (512 px tiles + a 1024 px statistics
     # pass) the process stays under 4 GB (measured: see the README).

@@ -91,3 +91,52 @@ def tiny_train_config(workdir, records_dir, **overrides):
                 getattr(cfg, key), **overrides.pop(key)
             )
     return dataclasses.replace(cfg, **sections, **overrides).validate()
+
+
+def make_test_clip(
+    path,
+    frames=12,
+    size="64x48",
+    rate=8,
+    audio=True,
+    pattern="testsrc",
+    faststart=False,
+):
+    """Write an H.264 clip of ffmpeg's test pattern (tests and benchmarks).
+
+    Args:
+        path: output file; the suffix picks the container.
+        frames: video frames.
+        size: "WxH".
+        rate: frames per second.
+        audio: add a 440 Hz AAC track (cut to the video's length).
+        pattern: ffmpeg lavfi source ("testsrc", "testsrc2", ...).
+        faststart: MP4 index first (as phones and web exports write it).
+
+    Returns:
+        `path`.
+    """
+    import subprocess
+
+    import imageio_ffmpeg
+
+    cmd = [
+        imageio_ffmpeg.get_ffmpeg_exe(),
+        "-y",
+        "-hide_banner",
+        "-loglevel",
+        "error",
+        "-f",
+        "lavfi",
+        "-i",
+        f"{pattern}=size={size}:rate={rate}",
+    ]
+    if audio:
+        cmd += ["-f", "lavfi", "-i", "sine=frequency=440"]
+    cmd += ["-frames:v", str(frames), "-c:v", "libx264", "-pix_fmt", "yuv420p"]
+    if audio:
+        cmd += ["-c:a", "aac", "-shortest"]
+    if faststart:
+        cmd += ["-movflags", "+faststart"]
+    subprocess.run(cmd + [str(path)], check=True, capture_output=True)
+    return path
