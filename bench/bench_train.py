@@ -11,9 +11,7 @@ steps (the first traces the graph). The VGG is VGG16 with random weights:
 the cost is the same as with pretrained weights.
 """
 
-import json
 import pathlib
-import platform
 import statistics
 import sys
 import tempfile
@@ -23,6 +21,7 @@ sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 
 from absl import app  # noqa: E402
 from absl import flags  # noqa: E402
+from benchlib import write_json  # noqa: E402
 
 flags.DEFINE_list("sizes", ["128", "256"], "Crop sizes.")
 flags.DEFINE_integer("batch_size", 4, "Global batch size.")
@@ -113,23 +112,7 @@ def main(argv):
             f"{r['median_step_s']} | {r['steps_per_s']} | "
             f"{r['images_per_s']} |"
         )
-    out = pathlib.Path(FLAGS.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(
-        json.dumps(
-            {
-                "machine": {
-                    "cpu_count": __import__("os").cpu_count(),
-                    "platform": platform.platform(),
-                    "tensorflow": tf.__version__,
-                },
-                "vgg": FLAGS.vgg_arch,
-                "rows": rows,
-            },
-            indent=2,
-        )
-    )
-    print(f"\nwrote {out}")
+    write_json(FLAGS.out, {"vgg": FLAGS.vgg_arch, "rows": rows})
 
 
 if __name__ == "__main__":

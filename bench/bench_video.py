@@ -14,9 +14,7 @@ Medians over `--rounds`. Without --checkpoint the bundled default style is
 used. Prints a Markdown table and writes JSON.
 """
 
-import json
 import pathlib
-import platform
 import statistics
 import sys
 import tempfile
@@ -25,6 +23,7 @@ sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 
 from absl import app  # noqa: E402
 from absl import flags  # noqa: E402
+from benchlib import write_json  # noqa: E402
 
 _SIZE = flags.DEFINE_string("size", "1280x720", "Clip size WxH.")
 _FRAMES = flags.DEFINE_integer("frames", 48, "Frames in the clip.")
@@ -90,26 +89,16 @@ def main(argv):
             f"| {name} | {s['fps']:.2f} | {s['fps'] / base:.2f}x | "
             f"{s['model_share']:.0%} |"
         )
-    out = pathlib.Path(_OUT.value)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(
-        json.dumps(
-            {
-                "machine": {
-                    "cpu_count": __import__("os").cpu_count(),
-                    "platform": platform.platform(),
-                    "processor": platform.processor(),
-                },
-                "size": _SIZE.value,
-                "frames": _FRAMES.value,
-                "batch": _BATCH.value,
-                "summary": summary,
-                "rounds": runs,
-            },
-            indent=2,
-        )
+    write_json(
+        _OUT.value,
+        {
+            "size": _SIZE.value,
+            "frames": _FRAMES.value,
+            "batch": _BATCH.value,
+            "summary": summary,
+            "rounds": runs,
+        },
     )
-    print(f"\nwrote {out}")
 
 
 if __name__ == "__main__":
