@@ -43,6 +43,7 @@ import _bootstrap  # noqa: F401
 from absl import app
 from absl import flags
 
+from uegan_tf.precision import INFERENCE_PRECISIONS
 from uegan_tf.quiet import define_verbose_flag
 from uegan_tf.quiet import quiet_tensorflow
 
@@ -118,7 +119,7 @@ _NUM_EVAL_IMAGES = flags.DEFINE_integer(
 _PRECISION = flags.DEFINE_enum(
     "precision",
     "fp32",
-    ["fp32", "bf16"],
+    list(INFERENCE_PRECISIONS),
     "Precision of the exported SavedModel's generator (bf16: SavedModel "
     "only, --format=savedmodel).",
 )

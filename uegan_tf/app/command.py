@@ -14,6 +14,7 @@ from uegan_tf.app.service import UploadQuota
 from uegan_tf.app.service import parse_size
 from uegan_tf.app.service import private_temp_root
 from uegan_tf.app.service import remove_temp_root
+from uegan_tf.precision import INFERENCE_PRECISIONS
 from uegan_tf.registry import parse_model_specs
 
 
@@ -129,7 +130,7 @@ def parse_args(argv):
     )
     parser.add_argument(
         "--precision",
-        choices=("fp32", "bf16"),
+        choices=INFERENCE_PRECISIONS,
         default=d.precision,
         help="inference precision; bf16 needs a CPU with AVX512_BF16/AMX "
         "(elsewhere a note and fp32)",

@@ -40,6 +40,8 @@ import tempfile
 import threading
 import time
 
+from uegan_tf.precision import INFERENCE_PRECISIONS
+
 
 class InputError(Exception):
     """A request the app refuses; `str()` is a one-line message for the user."""
@@ -111,7 +113,7 @@ class AppConfig:
             )
         if self.max_memory < 1:
             raise ValueError("--max_memory must be positive")
-        if self.precision not in ("fp32", "bf16"):
+        if self.precision not in INFERENCE_PRECISIONS:
             raise ValueError(
                 f"--precision must be fp32 or bf16, got {self.precision!r}"
             )

@@ -29,6 +29,7 @@ from uegan_tf.image_io import EXAMPLES_DIR
 from uegan_tf.image_io import MAX_PIXELS
 from uegan_tf.image_io import MB_PER_MEGAPIXEL
 from uegan_tf.image_io import STYLIZE_BASE_MB
+from uegan_tf.precision import INFERENCE_PRECISIONS
 
 # Smallest useful --max_side: the generator's own minimum side
 # (`stylizer.MIN_SIDE`, not imported here: it would load TensorFlow
@@ -108,7 +109,7 @@ class StylizeConfig:
             raise ValueError(f"--out_dir: {problem}")
         if self.image_format not in ("auto", "png", "jpg"):
             raise ValueError("--format must be auto, png or jpg")
-        if self.precision not in ("fp32", "bf16"):
+        if self.precision not in INFERENCE_PRECISIONS:
             raise ValueError(
                 f"--precision must be fp32 or bf16, got {self.precision!r}"
             )
@@ -502,7 +503,7 @@ def define_flags():
         d.precision,
         "Inference precision: bf16 computes in bfloat16 (CPUs with "
         "AVX512_BF16/AMX; elsewhere a note and fp32).",
-        ["fp32", "bf16"],
+        list(INFERENCE_PRECISIONS),
     )
     define(
         "integer",
