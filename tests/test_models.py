@@ -42,6 +42,74 @@ def test_parameter_counts(plain, ue):
     assert ue.count_params() - plain.count_params() == 92_160
 
 
+def _hand_count(c, unet):
+    """Generator parameters at base width c, layer by layer (no Keras)."""
+
+    def cnl(k, cin, cout):  # bias-free conv + layer-norm gamma, beta
+        return k * k * cin * cout + 2 * cout
+
+    def irb(cin, cout):  # expansion 2: 1x1 expand, 3x3 depthwise + bias, 1x1
+        mid = 2 * cin
+        return cnl(1, cin, mid) + (9 * mid + mid + 2 * mid) + cnl(1, mid, cout)
+
+    skip1, skip0 = (2 * c, c) if unet else (0, 0)
+    encoder = (
+        cnl(7, 3, c)
+        + cnl(3, c, 2 * c)
+        + cnl(3, 2 * c, 2 * c)
+        + cnl(3, 2 * c, 4 * c)
+        + cnl(3, 4 * c, 4 * c)
+    )
+    bottleneck = (
+        cnl(3, 4 * c, 4 * c)
+        + irb(4 * c, 8 * c)
+        + 3 * irb(8 * c, 8 * c)
+        + cnl(3, 8 * c, 4 * c)
+    )
+    decoder = (
+        cnl(3, 4 * c + skip1, 4 * c)
+        + cnl(3, 4 * c, 4 * c)
+        + cnl(3, 4 * c + skip0, 2 * c)
+        + cnl(3, 2 * c, 2 * c)
+        + cnl(7, 2 * c, c)
+        + c * 3  # E_2, then the 1x1 output conv
+    )
+    return encoder + bottleneck + decoder
+
+
+def test_hand_count_matches_the_reference_counts():
+    # The counter itself, on the two published numbers and on the closed
+    # forms plain 2060c^2 + 1066c, UE 2150c^2 + 1066c.
+    assert _hand_count(32, False) == 2_143_552
+    assert _hand_count(32, True) == 2_235_712
+    for c in (1, 4, 8):
+        assert _hand_count(c, False) == 2060 * c * c + 1066 * c
+        assert _hand_count(c, True) == 2150 * c * c + 1066 * c
+
+
+@pytest.mark.parametrize("width", [1, 4, 8])
+@pytest.mark.parametrize("unet", [False, True])
+def test_width_scales_every_stage(width, unet):
+    g = build_generator(unet=unet, width=width)
+    assert g.count_params() == _hand_count(width, unet)
+    assert g.a0.conv.kernel.shape == (7, 7, 3, width)
+    assert g.c_r2.expand.conv.kernel.shape == (1, 1, 8 * width, 16 * width)
+    skip = 2 * width if unet else 0
+    assert g.d0.conv.kernel.shape == (3, 3, 4 * width + skip, 4 * width)
+    y = g(tf.random.uniform((1, 20, 12, 3), -1.0, 1.0, seed=0))
+    assert y.shape == (1, 20, 12, 3)
+    # get_config round trip keeps the width (saved models rebuild it).
+    clone = Generator.from_config(g.get_config())
+    clone(tf.zeros([1, 8, 8, 3]))
+    assert clone.width == width
+    assert clone.count_params() == g.count_params()
+
+
+def test_width_must_be_positive():
+    with pytest.raises(ValueError, match="width must be >= 1"):
+        Generator(width=0)
+
+
 @pytest.mark.parametrize(
     "shape", [(2, 32, 32), (1, 64, 48), (1, 30, 18), (1, 33, 21)]
 )

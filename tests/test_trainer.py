@@ -339,6 +339,11 @@ def test_refuses_a_workdir_of_another_architecture(tmp_path, records):
             tiny_train_config(tmp_path / "w", records, model={"unet": False}),
             **_quiet(),
         )
+    narrower = tiny_train_config(tmp_path / "w", records, model={"g_width": 16})
+    with pytest.raises(
+        ValueError, match="g_width=32; this config has g_width=16"
+    ):
+        Trainer(narrower, **_quiet())
 
 
 @pytest.mark.parametrize(

@@ -79,7 +79,14 @@ class ModelConfig:
         "Generator bilinear resize convention (tf1 is the reference).",
         choices=UPSAMPLE_MODES,
     )
-    d_channels: int = setting(64, "Discriminator base channels (--ch).")
+    g_width: int = setting(
+        32,
+        "Generator base channels c (stages c, 2c, 4c, 8c); 32 is the "
+        "reference network, smaller widths are for tests.",
+    )
+    d_channels: int = setting(
+        64, "Discriminator base channels (--ch); its width."
+    )
     d_layers: int = setting(3, "Discriminator stride-2 stages (--n_dis).")
     spectral_norm: bool = setting(
         True, "Spectral norm on every discriminator conv."

@@ -125,6 +125,7 @@ def with_precision(generator, precision):
             unet=generator.unet,
             upsample=generator.upsample,
             norm_epsilon=generator.norm_epsilon,
+            width=generator.width,
             name=generator.name,
         )
         fast(tf.zeros([1, 8, 8, 3]))

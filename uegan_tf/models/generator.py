@@ -16,9 +16,10 @@ from uegan_tf.models.layers import resize_bilinear
 # land back on the input size.
 SIZE_MULTIPLE = 4
 
-# Channel widths of the encoder taps that the UE skips carry.
-SKIP_E1_CHANNELS = 64  # block A output, H/2
-SKIP_E0_CHANNELS = 32  # A's first 7x7 conv output, H
+# The reference network's base width: its stages have c, 2c, 4c and 8c
+# channels with c = 32 (A_0: 32, A/E: 64, B/C/D: 128, the inverted residual
+# blocks: 256). The UE skips carry e0 (c channels, H) and e1 (2c, H/2).
+REFERENCE_WIDTH = 32
 
 
 @keras.saving.register_keras_serializable(package="uegan_tf")
@@ -51,6 +52,9 @@ class Generator(keras.Model):
 
     Args:
         unet: build the UE generator (U-Net concatenation skips).
+        width: base channels c; the stages have c, 2c, 4c and 8c channels.
+            32 is the reference network; smaller widths build the same
+            graph with fewer weights (tests; `docs/design.md#width`).
         upsample: bilinear resize convention, "tf1" (the official graph and
             checkpoints), "align_corners" or "half_pixel" (the PyTorch
             port's two modes). See `layers.resize_bilinear`.
@@ -63,9 +67,12 @@ class Generator(keras.Model):
         unet=True,
         upsample="tf1",
         norm_epsilon=REFERENCE_LN_EPSILON,
+        width=REFERENCE_WIDTH,
         **kwargs,
     ):
         super().__init__(**kwargs)
+        if int(width) < 1:
+            raise ValueError(f"width must be >= 1, got {width!r}")
         if upsample not in UPSAMPLE_MODES:
             raise ValueError(
                 f"upsample must be one of {UPSAMPLE_MODES}, got {upsample!r}"
@@ -73,6 +80,7 @@ class Generator(keras.Model):
         self.unet = unet
         self.upsample = upsample
         self.norm_epsilon = norm_epsilon
+        self.width = c = int(width)
         eps = norm_epsilon
 
         def cnl(filters, k=3, s=1, zero=0, name=None):
@@ -86,28 +94,37 @@ class Generator(keras.Model):
             )
 
         # Encoder.
-        self.a0 = cnl(32, 7, name="A_0")
-        self.a1 = cnl(64, 3, 2, name="A_1")
-        self.a2 = cnl(64, name="A_2")
-        self.b0 = cnl(128, 3, 2, name="B_0")
-        self.b1 = cnl(128, name="B_1")
+        self.a0 = cnl(c, 7, name="A_0")
+        self.a1 = cnl(2 * c, 3, 2, name="A_1")
+        self.a2 = cnl(2 * c, name="A_2")
+        self.b0 = cnl(4 * c, 3, 2, name="B_0")
+        self.b1 = cnl(4 * c, name="B_1")
         # Bottleneck at H/4.
-        self.c0 = cnl(128, name="C_0")
+        self.c0 = cnl(4 * c, name="C_0")
         # Attributes, not a list: `tf.train.Checkpoint` does not follow
         # Python lists of Keras 3 layers, so listed layers would be missing
         # from generator-only checkpoints.
-        self.c_r1 = InvertedResBlock(128, 256, 2, norm_epsilon=eps, name="C_r1")
-        self.c_r2 = InvertedResBlock(256, 256, 2, norm_epsilon=eps, name="C_r2")
-        self.c_r3 = InvertedResBlock(256, 256, 2, norm_epsilon=eps, name="C_r3")
-        self.c_r4 = InvertedResBlock(256, 256, 2, norm_epsilon=eps, name="C_r4")
-        self.c1 = cnl(128, name="C_1")
+        self.c_r1 = InvertedResBlock(
+            4 * c, 8 * c, 2, norm_epsilon=eps, name="C_r1"
+        )
+        self.c_r2 = InvertedResBlock(
+            8 * c, 8 * c, 2, norm_epsilon=eps, name="C_r2"
+        )
+        self.c_r3 = InvertedResBlock(
+            8 * c, 8 * c, 2, norm_epsilon=eps, name="C_r3"
+        )
+        self.c_r4 = InvertedResBlock(
+            8 * c, 8 * c, 2, norm_epsilon=eps, name="C_r4"
+        )
+        self.c1 = cnl(4 * c, name="C_1")
         # Decoder. With UE skips the first conv of D and E reads the skip
-        # channels last in its input; those kernel slices start at zero.
-        self.d0 = cnl(128, zero=SKIP_E1_CHANNELS if unet else 0, name="D_0")
-        self.d1 = cnl(128, name="D_1")
-        self.e0 = cnl(64, zero=SKIP_E0_CHANNELS if unet else 0, name="E_0")
-        self.e1 = cnl(64, name="E_1")
-        self.e2 = cnl(32, 7, name="E_2")
+        # channels last in its input (e1: 2c, e0: c); those kernel slices
+        # start at zero.
+        self.d0 = cnl(4 * c, zero=2 * c if unet else 0, name="D_0")
+        self.d1 = cnl(4 * c, name="D_1")
+        self.e0 = cnl(2 * c, zero=c if unet else 0, name="E_0")
+        self.e1 = cnl(2 * c, name="E_1")
+        self.e2 = cnl(c, 7, name="E_2")
         # Output in float32 even under a mixed-precision policy.
         self.out_conv = keras.layers.Conv2D(
             3,
@@ -152,6 +169,7 @@ class Generator(keras.Model):
         def f(layer, t):  # every norm-carrying block takes norm_stats
             return layer(t, norm_stats=norm_stats)
 
+        # Shapes for the reference width c = 32.
         e0 = f(self.a0, x)  # [B, H, W, 32]
         e1 = f(self.a2, f(self.a1, e0))  # [B, H/2, W/2, 64]
         y = f(self.b1, f(self.b0, e1))  # [B, H/4, W/4, 128]
@@ -186,18 +204,24 @@ class Generator(keras.Model):
             unet=self.unet,
             upsample=self.upsample,
             norm_epsilon=self.norm_epsilon,
+            width=self.width,
         )
         return config
 
 
 def build_generator(
-    unet=True, upsample="tf1", norm_epsilon=REFERENCE_LN_EPSILON, name=None
+    unet=True,
+    upsample="tf1",
+    norm_epsilon=REFERENCE_LN_EPSILON,
+    name=None,
+    width=REFERENCE_WIDTH,
 ):
     """Create a generator and its weights (a traced 8x8 forward pass)."""
     generator = Generator(
         unet=unet,
         upsample=upsample,
         norm_epsilon=norm_epsilon,
+        width=width,
         name=name or ("ue_generator" if unet else "generator"),
     )
     generator(tf.zeros([1, 8, 8, 3]))

@@ -156,6 +156,7 @@ class Trainer:
         for name in (
             "unet",
             "upsample",
+            "g_width",
             "d_channels",
             "d_layers",
             "spectral_norm",
@@ -181,7 +182,7 @@ class Trainer:
         try:
             with self.strategy.scope():
                 self.generator = build_generator(
-                    unet=m.unet, upsample=m.upsample
+                    unet=m.unet, upsample=m.upsample, width=m.g_width
                 )
                 self.discriminator = build_discriminator(
                     m.d_channels, m.d_layers, m.spectral_norm

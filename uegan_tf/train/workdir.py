@@ -62,7 +62,9 @@ def load_generator_from_workdir(workdir, step=None):
             f"{ckpt_dir}"
         )
     generator = build_generator(
-        unet=cfg.model.unet, upsample=cfg.model.upsample
+        unet=cfg.model.unet,
+        upsample=cfg.model.upsample,
+        width=cfg.model.g_width,
     )
     with corrupt_checkpoint_as_value_error(path):
         tf.train.Checkpoint(generator=generator).read(path).expect_partial()
