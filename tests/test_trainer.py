@@ -21,6 +21,7 @@ from uegan_tf.testing import write_fake_records
 from uegan_tf.train.trainer import GAN
 from uegan_tf.train.trainer import Trainer
 from uegan_tf.train.trainer import TrainingDivergedError
+from uegan_tf.train.trainer import discriminator_view
 from uegan_tf.train.workdir import load_generator_from_workdir
 
 
@@ -327,6 +328,36 @@ def test_nan_between_log_steps_is_caught_at_the_next_check(tmp_path, records):
     lines = (tmp_path / "w" / "metrics.jsonl").read_text().splitlines()
     assert [json.loads(line)["step"] for line in lines] == [1, 2]
     assert not (tmp_path / "w" / "samples" / "step_0000004.png").exists()
+
+
+def test_discriminator_view_luma_by_hand():
+    # (r, g, b) = (1, -1, 0) in [-1, 1] is (1, 0, 0.5) in [0, 1]:
+    # Y = 0.299 * 1 + 0.587 * 0 + 0.114 * 0.5 = 0.356 -> 2Y - 1 = -0.288.
+    x = tf.constant([[[[1.0, -1.0, 0.0], [-1.0, -1.0, -1.0]]]])
+    y = discriminator_view(x, "luma")
+    np.testing.assert_allclose(
+        y.numpy()[0, 0], [[-0.288] * 3, [-1.0] * 3], atol=1e-6
+    )
+    assert discriminator_view(x, "rgb") is x
+    with pytest.raises(ValueError, match="unknown discriminator input"):
+        discriminator_view(x, "hsv")
+
+
+def test_luma_discriminator_needs_no_gray_term(tmp_path, records):
+    with pytest.raises(ValueError, match="--d_gray_weight=0"):
+        tiny_train_config(tmp_path / "w", records, model={"d_input": "luma"})
+    cfg = tiny_train_config(
+        tmp_path / "w",
+        records,
+        model={"d_input": "luma"},
+        loss={"d_gray": 0.0},
+        epochs=1,
+        init_epochs=0,
+    )
+    result = Trainer(cfg, **_quiet()).train()
+    # The gray term is weighted 0 but still measured; every loss is finite.
+    assert all(np.isfinite(v) for v in result["metrics"].values())
+    assert "loss/d/gray" in result["metrics"]
 
 
 def test_refuses_a_workdir_of_another_architecture(tmp_path, records):

@@ -22,6 +22,8 @@ UPSAMPLE_MODES = ("tf1", "align_corners", "half_pixel")
 PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
 STRATEGIES = ("auto", "mirrored", "multiworker", "default")
 VGG_ARCHS = ("vgg19", "vgg16")
+# What the discriminator sees (`docs/design.md#discriminator-input`).
+D_INPUTS = ("rgb", "luma")
 
 
 def setting(default, help, *, flag=None, choices=None):
@@ -90,6 +92,13 @@ class ModelConfig:
     d_layers: int = setting(3, "Discriminator stride-2 stages (--n_dis).")
     spectral_norm: bool = setting(
         True, "Spectral norm on every discriminator conv."
+    )
+    d_input: str = setting(
+        "rgb",
+        "What the discriminator sees: rgb (reference) or luma (BT.601 luma "
+        "in all three channels, so colour cannot tell real from fake; "
+        "needs --d_gray_weight=0).",
+        choices=D_INPUTS,
     )
     vgg_arch: str = setting(
         "vgg19",
@@ -281,6 +290,16 @@ class TrainConfig:
         need(
             not (m.vgg_arch == "vgg16" and m.vgg_weights == "imagenet"),
             "vgg_arch=vgg16 needs a local .npz (--vgg_weights=PATH) or none",
+        )
+        need(
+            m.d_input in D_INPUTS,
+            f"d_input must be one of {D_INPUTS}, got {m.d_input!r}",
+        )
+        need(
+            m.d_input == "rgb" or self.loss.d_gray == 0,
+            "d_input=luma shows the discriminator real anime as gray(a); "
+            "its gray term would call the same input fake: set "
+            "--d_gray_weight=0",
         )
         need(
             m.d_channels >= 2 and m.d_layers >= 1,
