@@ -37,6 +37,45 @@ def same_padding(kernel_size, strides):
     return ((p, p), (p, p))
 
 
+def reflect_pad(x, padding):
+    """`tf.pad(x, ..., mode="REFLECT")` on H and W, written as slices.
+
+    Bit-identical to the REFLECT pad (the border row/column is not
+    repeated), but built from single-row/column slices and a concat: TFLite
+    lowers `tf.pad(REFLECT)` to MIRROR_PAD, which XNNPACK does not delegate,
+    so every padded conv of the generator fell back to the slow reference
+    kernel and split the delegated graph (`docs/design.md#reflect-padding`).
+    SLICE and CONCATENATION are delegated. Works with unknown H and W;
+    each pad must be smaller than the padded dimension, as for `tf.pad`.
+
+    Args:
+        x: `[B, H, W, C]`.
+        padding: `((top, bottom), (left, right))`, small static ints.
+
+    Returns:
+        `[B, H + top + bottom, W + left + right, C]`.
+    """
+    (top, bottom), (left, right) = padding
+
+    def along(t, before, after, axis):
+        if not (before or after):
+            return t
+
+        def part(i):  # the slice [i, i + 1) along `axis`; i < 0 from the end
+            index = [slice(None)] * 4
+            index[axis] = slice(i, i + 1 if i != -1 else None)
+            return t[tuple(index)]
+
+        # before: rows before..1 (mirror of rows 1..before, border excluded);
+        # after: rows n-2 .. n-1-after.
+        pieces = [part(i) for i in range(before, 0, -1)]
+        pieces.append(t)
+        pieces += [part(-1 - i) for i in range(1, after + 1)]
+        return tf.concat(pieces, axis=axis)
+
+    return along(along(x, top, bottom, 1), left, right, 2)
+
+
 @keras.saving.register_keras_serializable(package="uegan_tf")
 class LayerNorm(keras.layers.GroupNormalization):
     """The reference layer norm: `GroupNormalization(groups=1)`.
@@ -190,11 +229,7 @@ class ConvNormLReLU(keras.layers.Layer):
     def call(self, x, norm_stats=None):
         (top, bottom), (left, right) = self.padding
         if top or bottom or left or right:
-            x = tf.pad(
-                x,
-                [[0, 0], [top, bottom], [left, right], [0, 0]],
-                mode="REFLECT",
-            )
+            x = reflect_pad(x, self.padding)
         x = self.conv(x)
         x = (
             self.norm(x)
