@@ -38,7 +38,7 @@ BAD = {
 def saved_model(tmp_path_factory):
     keras.utils.set_random_seed(3)
     return uexport.write_saved_model(
-        build_generator(unet=True),
+        build_generator(unet=True, width=4),  # tiny: pipeline plumbing
         tmp_path_factory.mktemp("exports"),
         fixed_size=(32, 32),
         warmup_image=False,

@@ -26,11 +26,23 @@ from uegan_tf.inference.stylizer import with_precision
 from uegan_tf.models import build_generator
 from uegan_tf.testing import synthetic_image
 
+# Plumbing tests: the reference graph at 1/8 of its channels.
+WIDTH = 4
+
 
 @pytest.fixture(scope="module")
 def model_path(tmp_path_factory):
     keras.utils.set_random_seed(7)
     path = tmp_path_factory.mktemp("model") / "g.keras"
+    build_generator(unet=True, width=WIDTH).save(path)
+    return str(path)
+
+
+@pytest.fixture(scope="module")
+def full_model_path(tmp_path_factory):
+    """The reference network (memory measurements)."""
+    keras.utils.set_random_seed(7)
+    path = tmp_path_factory.mktemp("full_model") / "g.keras"
     build_generator(unet=True).save(path)
     return str(path)
 
@@ -47,8 +59,9 @@ def psnr(a, b):
 
 
 def test_bf16_generator_computes_in_bfloat16_with_float32_variables():
-    g = build_generator(unet=True)
+    g = build_generator(unet=True, width=WIDTH)
     fast = with_precision(g, "bf16")
+    assert fast.width == WIDTH and fast.count_params() == g.count_params()
     assert with_precision(g, "fp32") is g
     assert fast.compute_dtype == "bfloat16"
     assert fast.a0.conv.compute_dtype == "bfloat16"
@@ -213,7 +226,7 @@ def test_budget_decides_tiling(model_path):
 
 
 @pytest.mark.slow
-def test_two_megapixel_photo_stays_under_a_small_budget(model_path):
+def test_two_megapixel_photo_stays_under_a_small_budget(full_model_path):
     """A 1600x1250 image under a 1.2 GB budget; peak RSS in a subprocess.
 
     The budget counts the whole process: the interpreter, TensorFlow and
@@ -224,7 +237,7 @@ def test_two_megapixel_photo_stays_under_a_small_budget(model_path):
     script = (
         "import numpy as np\n"
         "from uegan_tf.inference.stylizer import Stylizer\n"
-        f"s = Stylizer({model_path!r}, max_memory={budget})\n"
+        f"s = Stylizer({full_model_path!r}, max_memory={budget})\n"
         "img = (np.random.default_rng(0).uniform(0, 255, (1250, 1600, 3))"
         ").astype(np.uint8)\n"
         "assert s.wants_tiles(1250, 1600)\n"

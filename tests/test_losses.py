@@ -177,14 +177,23 @@ def test_losses_run_in_float32_for_half_inputs():
     assert losses.color_loss(x, x).dtype == tf.float32
 
 
+@pytest.fixture(scope="module")
+def networks():
+    """A tiny generator and discriminator (same layers as the reference,
+    fewer channels) and VGG16; only read by the tests (no updates)."""
+    keras.utils.set_random_seed(4)
+    return (
+        build_generator(unet=True, width=4),
+        build_discriminator(channels=8),
+        build_vgg_features("vgg16", weights=None),
+    )
+
+
 @pytest.mark.parametrize(
     "term", ["adv", "content", "style", "color", "tv", "edge"]
 )
-def test_gradients_reach_the_generator_through_every_term(term):
-    keras.utils.set_random_seed(4)
-    g = build_generator(unet=True)
-    d = build_discriminator()
-    vgg = build_vgg_features("vgg16", weights=None)
+def test_gradients_reach_the_generator_through_every_term(networks, term):
+    g, d, vgg = networks
     photo = tf.random.uniform([2, 32, 32, 3], -1.0, 1.0, seed=5)
     anime = tf.random.uniform([2, 32, 32, 3], -1.0, 1.0, seed=6)
     with tf.GradientTape() as tape:
