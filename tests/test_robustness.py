@@ -790,6 +790,7 @@ def test_resume_cleans_checkpoint_temps_and_metrics(tmp_path):
         checkpoint_every=2,
         sample_every=100,
         data={"num_val_images": 0},
+        model={"g_width": TINY_WIDTH},
     )
     messages = []
     trainer = Trainer(cfg, progress=False, log=messages.append)
