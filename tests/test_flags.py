@@ -4,6 +4,7 @@ import dataclasses
 import subprocess
 import sys
 
+import pytest
 from absl import flags
 
 from uegan_tf import config
@@ -117,3 +118,107 @@ def test_flag_definitions_do_not_import_tensorflow():
         check=True,
     )
     assert out.stdout.strip() == "[]"
+
+
+# -- The commands' settings: uegan stylize, uegan add-style, the Beam job ----
+
+
+def test_stylize_flags_reach_the_config():
+    from uegan_tf.inference import stylize
+
+    fv = flags.FlagValues()  # a fresh registry: no other binary's flags
+    rest = uflags.parse_command(
+        stylize.StylizeConfig,
+        [
+            "uegan stylize",
+            "a.jpg",
+            "--max_memory=800M",
+            "--format=jpg",
+            "--style=painted",
+            "--max_megapixels=2.5",
+            "--noexamples",
+            "b/",
+        ],
+        fv,
+    )
+    cfg = stylize.config_from_flags(rest, fv)
+    assert cfg.inputs == ("a.jpg", "b/") and cfg.all_inputs == cfg.inputs
+    assert cfg.max_memory == 800_000_000 and cfg.image_format == "jpg"
+    assert cfg.source == "painted" and cfg.max_pixels == 2_500_000
+    # Defaults are the dataclass's, positional arguments aside.
+    fv = flags.FlagValues()
+    rest = uflags.parse_command(stylize.StylizeConfig, ["s", "x"], fv)
+    assert stylize.config_from_flags(rest, fv) == stylize.StylizeConfig(
+        inputs=("x",)
+    )
+    assert fv["max_memory"].serialize() == "--max_memory=1.5G"
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--max_memory=lots"], "flag --max_memory=lots: not a memory size"),
+        (["--precision=fp16"], "value should be one of <fp32|bf16>"),
+        (["--nope"], "Unknown command line flag 'nope'"),
+        (["--batch=x"], "flag --batch=x: invalid literal for int()"),
+    ],
+)
+def test_command_flag_errors_are_one_line(args, message):
+    from uegan_tf.inference import stylize
+
+    with pytest.raises(ValueError) as e:
+        uflags.parse_command(
+            stylize.StylizeConfig, ["s", "x", *args], flags.FlagValues()
+        )
+    assert message in str(e.value) and "\n" not in str(e.value)
+
+
+def test_add_style_and_beam_configs():
+    fv = flags.FlagValues()
+    rest = uflags.parse_command(
+        config.AddStyleConfig, ["a", "mine", "runs/x", "--step=12"], fv
+    )
+    cfg = uflags.config_from_flags(
+        config.AddStyleConfig, fv, name=rest[1], source=rest[2]
+    )
+    assert cfg == config.AddStyleConfig(name="mine", source="runs/x", step=12)
+    assert "name" not in fv and "source" not in fv  # arguments, not flags
+    with pytest.raises(ValueError, match="NAME and its SOURCE"):
+        config.AddStyleConfig().validate()
+    # The Beam job leaves every other flag to Beam's PipelineOptions.
+    fv = flags.FlagValues()
+    rest = uflags.parse_command(
+        config.BeamConfig,
+        ["beam", "--input=p/*", "--output=o", "--runner=DirectRunner"],
+        fv,
+        known_only=True,
+    )
+    assert rest == ["beam", "--runner=DirectRunner"]
+    assert uflags.config_from_flags(config.BeamConfig, fv) == (
+        config.BeamConfig(input="p/*", output="o")
+    )
+    with pytest.raises(ValueError, match="--output is required"):
+        config.BeamConfig(input="p/*").validate()
+
+
+def test_command_help_does_not_import_tensorflow():
+    """`uegan stylize --help`, `uegan add-style --help`: no TensorFlow."""
+    code = (
+        "import sys; from uegan_tf import cli\n"
+        "for c in ('stylize', 'add-style', 'list-styles'):\n"
+        "    assert cli.main(['uegan', c, '--help']) == 0\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in "
+        "('tensorflow', 'keras')))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        check=True,
+    )
+    lines = out.stdout.strip().splitlines()
+    assert lines[-1] == "[]"
+    assert "  --max_memory: Peak memory budget" in out.stdout
+    assert "(default: '1.5G')" in out.stdout
+    assert "  --[no]overwrite: Replace a user style" in out.stdout

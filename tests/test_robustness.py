@@ -15,7 +15,6 @@ import keras
 import numpy as np
 import pytest
 from absl import flags
-from absl.testing import flagsaver
 from conftest import REPO
 
 from uegan_tf.image_io import load_rgb
@@ -33,17 +32,17 @@ from uegan_tf.testing import synthetic_image
 def model_path(tmp_path_factory):
     keras.utils.set_random_seed(5)
     path = tmp_path_factory.mktemp("model") / "g.keras"
-    build_generator(unet=False).save(path)
+    # Width 4 (32 is the reference): these tests are about plumbing.
+    build_generator(unet=False, width=TINY_WIDTH).save(path)
     return str(path)
+
+
+TINY_WIDTH = 4
 
 
 def run_stylize(capsys, *args):
     """`uegan stylize ARGS...` in-process: (exit code, stdout, stderr)."""
-    stylize.define_flags()
-    with flagsaver.flagsaver():
-        flags.FLAGS.unparse_flags()
-        argv = flags.FLAGS(["uegan stylize", *args])
-        code = stylize.main(argv)
+    code = stylize.cli(["uegan stylize", *args], flags.FlagValues())
     out, err = capsys.readouterr()
     return code, out, err
 
@@ -237,9 +236,7 @@ def test_cli_is_quiet_and_help_shows_the_commands_flags(tmp_path, model_path):
 
 
 def test_stylize_help_lists_its_own_flags_first(capsys):
-    with pytest.raises(SystemExit) as exit_:
-        stylize.cli(["uegan stylize", "--help"])
-    assert exit_.value.code == 0
+    assert stylize.cli(["uegan stylize", "--help"]) == 0
     out = capsys.readouterr().out
     assert out.startswith("usage:\n  uegan stylize INPUTS...")
     flag_lines = [
@@ -308,6 +305,7 @@ def _workdir(folder, model_path):
     folder.mkdir(parents=True)
     cfg = TrainConfig(workdir=str(folder)).to_dict()
     cfg["model"]["unet"] = False
+    cfg["model"]["g_width"] = TINY_WIDTH
     (folder / "config.json").write_text(__import__("json").dumps(cfg))
     g = keras.models.load_model(model_path, compile=False)
     ckpt = tf.train.Checkpoint(generator=g, step=tf.Variable(3, tf.int64))
@@ -792,6 +790,7 @@ def test_resume_cleans_checkpoint_temps_and_metrics(tmp_path):
         checkpoint_every=2,
         sample_every=100,
         data={"num_val_images": 0},
+        model={"g_width": TINY_WIDTH},
     )
     messages = []
     trainer = Trainer(cfg, progress=False, log=messages.append)

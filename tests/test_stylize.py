@@ -1,16 +1,17 @@
 """The stylize command: sizes, tiling, videos, bad inputs."""
 
 import subprocess
-import sys
 
 import imageio_ffmpeg
 import keras
 import numpy as np
 import pytest
+from absl import flags
 from conftest import REPO
 from conftest import peak_rss_of
 from PIL import Image
 
+from uegan_tf import cli
 from uegan_tf.image_io import load_rgb
 from uegan_tf.image_io import save_rgb
 from uegan_tf.inference.stylize import StylizeConfig
@@ -40,7 +41,29 @@ def stylizer(model_path):
     return Stylizer(model_path, tile=0)
 
 
-def test_output_size_equals_input_size_for_odd_sizes(stylizer):
+@pytest.fixture(scope="module")
+def tiny_model_path(tmp_path_factory):
+    """A width-4 generator (32 is the reference): for plumbing tests."""
+    keras.utils.set_random_seed(5)
+    path = tmp_path_factory.mktemp("tiny") / "g.keras"
+    build_generator(unet=True, width=4).save(path)
+    return str(path)
+
+
+@pytest.fixture(scope="module")
+def tiny_stylizer(tiny_model_path):
+    return Stylizer(tiny_model_path, tile=0)
+
+
+def run_cli(capsys, *args):
+    """`uegan ARGS...` in-process: (exit code, stdout, stderr)."""
+    code = cli.main(["uegan", *args], flags.FlagValues())
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_output_size_equals_input_size_for_odd_sizes(tiny_stylizer):
+    stylizer = tiny_stylizer
     for h, w in ((131, 257), (37, 45), (4, 4), (1, 1), (3, 10)):
         img = synthetic_image(h, w, 1)
         out = stylizer(img)
@@ -49,7 +72,8 @@ def test_output_size_equals_input_size_for_odd_sizes(stylizer):
         stylizer(np.zeros((0, 10, 3), np.uint8))
 
 
-def test_uint8_pipeline_equals_the_float_generator(stylizer):
+def test_uint8_pipeline_equals_the_float_generator(tiny_stylizer):
+    stylizer = tiny_stylizer
     img = synthetic_image(48, 40, 2)
     expected = stylizer.generator(img[None] / 127.5 - 1.0).numpy()[0]
     expected = np.clip(np.round((expected + 1) * 127.5), 0, 255)
@@ -94,9 +118,9 @@ def test_auto_tiling_by_memory_budget(model_path):
     assert not Stylizer(model_path, tile=0).wants_tiles(5000, 5000)
 
 
-def test_max_side_and_brightness(model_path):
+def test_max_side_and_brightness(tiny_model_path):
     img = synthetic_image(120, 200, 3)
-    s = Stylizer(model_path, tile=0, max_side=100, brightness=True)
+    s = Stylizer(tiny_model_path, tile=0, max_side=100, brightness=True)
     out = s(img)
     assert out.shape == (60, 100, 3)
     luma = np.array([0.299, 0.587, 0.114])
@@ -118,7 +142,8 @@ def test_temporal_blend_keeps_static_regions_and_follows_motion():
     assert (out[:, 2:] == 50).all()  # moved: the new frame
 
 
-def test_video_keeps_frames_fps_and_audio(tmp_path, model_path):
+def test_video_keeps_frames_fps_and_audio(tmp_path, tiny_model_path):
+    model_path = tiny_model_path
     src = make_test_clip(tmp_path / "clip.mov", frames=12)
     frames_in, _ = imageio_ffmpeg.count_frames_and_secs(str(src))
     cfg = StylizeConfig(
@@ -227,7 +252,9 @@ def test_overlapped_video_error_stops_all_threads(tmp_path, where):
     assert list((tmp_path / "out").iterdir()) == []
 
 
-def test_bad_inputs_one_line_each_others_processed(tmp_path, model_path):
+def test_bad_inputs_one_line_each_others_processed(
+    tmp_path, tiny_model_path, capsys
+):
     inp = tmp_path / "in"
     save_rgb(inp / "good.png", synthetic_image(40, 52, 1))
     (inp / "corrupt.jpg").write_bytes(b"\xff\xd8\xff\xe0garbage")
@@ -251,24 +278,18 @@ def test_bad_inputs_one_line_each_others_processed(tmp_path, model_path):
         ],
         check=True,
     )
-    cmd = [
-        sys.executable,
-        "-m",
-        "uegan_tf.inference.stylize",
+    args = [
+        "stylize",
         str(inp),
         str(tmp_path / "missing.jpg"),
-        f"--model={model_path}",
+        f"--model={tiny_model_path}",
         f"--out_dir={tmp_path / 'out'}",
     ]
-    res = subprocess.run(
-        cmd, capture_output=True, text=True, timeout=300, cwd=REPO
-    )
-    assert res.returncode == 1
-    assert "Traceback" not in res.stderr
-    errors = [
-        line for line in res.stderr.splitlines() if line.startswith("error:")
-    ]
-    assert len(errors) == 5, res.stderr
+    code, _, err = run_cli(capsys, *args)
+    assert code == 1
+    assert "Traceback" not in err
+    errors = [line for line in err.splitlines() if line.startswith("error:")]
+    assert len(errors) == 5, err
     text = "\n".join(errors)
     assert "missing.jpg: no such file" in text
     assert "corrupt.jpg: corrupt or truncated" in text
@@ -280,57 +301,56 @@ def test_bad_inputs_one_line_each_others_processed(tmp_path, model_path):
     assert load_rgb(tmp_path / "out" / "in" / "good.png").shape == (40, 52, 3)
 
     # Existing outputs are neither overwritten nor silently skipped...
-    again = subprocess.run(
-        cmd[:4] + cmd[5:], capture_output=True, text=True, timeout=300, cwd=REPO
-    )
-    assert again.returncode == 1 and "exists (use --overwrite" in again.stderr
+    again = args[:2] + args[3:]
+    code, _, err = run_cli(capsys, *again)
+    assert code == 1 and "exists (use --overwrite" in err
     # ...unless asked.
-    skip = subprocess.run(
-        cmd[:4] + cmd[5:] + ["--skip_existing"],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        cwd=REPO,
-    )
+    code, out, err = run_cli(capsys, *again, "--skip_existing")
     # (the four bad files still fail; the good one is skipped, not an error)
-    assert skip.returncode == 1 and "skip (exists)" in skip.stdout
-    assert "exists (use" not in skip.stderr
+    assert code == 1 and "skip (exists)" in out
+    assert "exists (use" not in err
 
     # An output folder that cannot be created: one line, exit 2.
     (tmp_path / "file").write_text("x")
-    bad_out = subprocess.run(
-        cmd[:4]
-        + [f"--model={model_path}", f"--out_dir={tmp_path / 'file' / 'sub'}"],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        cwd=REPO,
+    code, _, err = run_cli(
+        capsys,
+        *args[:2],
+        f"--model={tiny_model_path}",
+        f"--out_dir={tmp_path / 'file' / 'sub'}",
     )
-    assert bad_out.returncode == 2
-    last = bad_out.stderr.strip().splitlines()[-1]
+    assert code == 2
+    last = err.strip().splitlines()[-1]
     assert last.startswith("error:") and "file" in last
-    assert "Traceback" not in bad_out.stderr
+    assert "Traceback" not in err
 
 
-def test_unknown_style_is_a_clear_error(tmp_path):
-    res = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "uegan_tf.cli",
-            "stylize",
-            "--style=nope",
-            "--examples",
-            f"--out_dir={tmp_path}",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        cwd=REPO,
+def test_unknown_style_is_a_clear_error(tmp_path, capsys):
+    code, _, err = run_cli(
+        capsys, "stylize", "--style=nope", "--examples", f"--out_dir={tmp_path}"
     )
-    assert res.returncode == 2
-    assert "unknown style 'nope'" in res.stderr
-    assert "Traceback" not in res.stderr
+    assert code == 2
+    assert "unknown style 'nope'" in err
+    assert "Traceback" not in err
+
+
+def test_usage_errors_are_one_line(tmp_path, capsys):
+    for args, message in (
+        (["--tile=10"], "error: --tile must be 0 or >= 64, got 10"),
+        (["--tile=x"], "error: flag --tile=x: invalid literal for int()"),
+        (
+            ["--style=a", "--model=b"],
+            "error: give --style or --model, not both",
+        ),
+        (["--format=gif"], "error: flag --format=gif: value should be one of"),
+    ):
+        code, out, err = run_cli(
+            capsys, "stylize", "x.jpg", f"--out_dir={tmp_path}", *args
+        )
+        assert code == 2 and out == ""
+        (line,) = err.splitlines()
+        assert line.startswith(message), line
+    code, _, err = run_cli(capsys, "stylize", f"--out_dir={tmp_path}")
+    assert code == 2 and err.startswith("error: no inputs")
 
 
 @pytest.mark.slow

@@ -22,6 +22,15 @@ def _quiet_tensorflow_import(argv=()):
 
 
 def list_styles_main(argv):
+    if argv:
+        if argv[0] in ("-h", "-?", "--help", "--helpfull"):
+            print("usage:\n  uegan list-styles\n\nLists the installed styles.")
+            return 0
+        print(
+            f"error: list-styles takes no arguments, got {argv}",
+            file=sys.stderr,
+        )
+        return 2
     from uegan_tf import registry
 
     styles = registry.list_styles()
@@ -43,47 +52,68 @@ def list_styles_main(argv):
     return 0
 
 
-def add_style_main(argv):
-    import argparse
+ADD_STYLE_USAGE = """\
+  uegan add-style NAME SOURCE [--step=N] [--description=TEXT] [--overwrite]
 
-    parser = argparse.ArgumentParser(
-        prog="uegan add-style",
-        description="Register a trained generator (work dir or .keras file) "
-        "as a named style in $UEGAN_HOME/styles.",
-    )
-    parser.add_argument("name")
-    parser.add_argument("source", help="training work dir or .keras file")
-    parser.add_argument("--step", type=int, default=None)
-    parser.add_argument("--description", default="")
-    parser.add_argument("--overwrite", action="store_true")
-    parser.add_argument(
-        "--verbose", action="store_true", help="show TensorFlow's log"
-    )
-    args = parser.parse_args(argv)
-    _quiet_tensorflow_import(["--verbose"] if args.verbose else [])
+Register a trained generator (SOURCE: a training work dir or .keras file)
+as the named style NAME in $UEGAN_HOME/styles."""
+
+
+def add_style_main(argv, flag_values=None):
+    """`uegan add-style NAME SOURCE ...` (`argv`: the arguments after
+    add-style); returns the exit code."""
+    from uegan_tf import flags as uflags
+    from uegan_tf.config import AddStyleConfig
+
+    argv = ["uegan add-style", *argv]
+    if uflags.wants_help(argv):
+        print(uflags.command_help(AddStyleConfig, ADD_STYLE_USAGE))
+        return 0
+    flag_values = uflags.FLAGS if flag_values is None else flag_values
+    try:
+        rest = uflags.parse_command(AddStyleConfig, argv, flag_values)
+        if len(rest) != 3:
+            raise ValueError(
+                f"expected NAME SOURCE, got {len(rest) - 1} argument(s) "
+                f"{rest[1:]} (see uegan add-style --help)"
+            )
+        cfg = uflags.config_from_flags(
+            AddStyleConfig, flag_values, name=rest[1], source=rest[2]
+        )
+    except ValueError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    _quiet_tensorflow_import(["--verbose"] if cfg.verbose else [])
     from uegan_tf import registry
     from uegan_tf.inference.stylizer import ModelLoadError
     from uegan_tf.inference.stylizer import load_generator
 
     try:
-        generator, info = load_generator(args.source, args.step)
+        generator, info = load_generator(cfg.source, cfg.step)
         path = registry.add_style(
-            args.name,
+            cfg.name,
             generator,
             "trained",
-            description=args.description or f"trained: {info['path']}",
+            description=cfg.description or f"trained: {info['path']}",
             source=info["path"],
-            overwrite=args.overwrite,
+            overwrite=cfg.overwrite,
             extra={"step": info.get("step")},
         )
     except (ModelLoadError, ValueError, FileExistsError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    print(f"added style {args.name!r}: {path}")
+    print(f"added style {cfg.name!r}: {path}")
     return 0
 
 
-def main(argv=None):
+def main(argv=None, flag_values=None):
+    """The `uegan` command; returns the exit code.
+
+    Args:
+        argv: the command line, program name first (default: sys.argv).
+        flag_values: the absl flag registry stylize and add-style parse
+            into (default: the global one; tests pass a fresh one).
+    """
     argv = list(sys.argv if argv is None else argv)
     if len(argv) < 2 or argv[1] in ("-h", "--help", "help"):
         print(USAGE)
@@ -93,12 +123,11 @@ def main(argv=None):
         # stylize.cli quiets TensorFlow itself (and not for --help).
         from uegan_tf.inference import stylize
 
-        stylize.cli(["uegan stylize", *rest])
-        return 0
+        return stylize.cli(["uegan stylize", *rest], flag_values)
     if command == "list-styles":
         return list_styles_main(rest)
     if command == "add-style":
-        return add_style_main(rest)
+        return add_style_main(rest, flag_values)
     if command == "app":
         # app.cli quiets TensorFlow itself (after parsing: not for --help).
         from uegan_tf import app as app_lib

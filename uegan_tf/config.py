@@ -400,3 +400,84 @@ class PrepareConfig:
         if self.shards < 0 or self.workers < 0 or self.min_side < 1:
             raise ValueError("shards and workers must be >= 0, min_side >= 1")
         return self
+
+
+# -- Command settings (`uegan stylize`, `add-style`, the Beam job) -----------
+
+# Image output formats of the stylize commands: auto keeps JPEG as .jpg and
+# writes every other image as .png.
+IMAGE_FORMATS = ("auto", "png", "jpg")
+
+
+class Bytes(int):
+    """Annotation of a byte-count setting: its flag reads 1.5G, 800M, 1e9.
+
+    Values stay plain ints; `uegan_tf/flags.py` gives fields annotated
+    `Bytes` a flag that parses decimal units and shows its default so.
+    """
+
+
+def argument(default, help):
+    """A config field given as positional command-line arguments.
+
+    Not a flag: the binary passes the arguments left after flag parsing
+    to `flags.config_from_flags(cls, f, name=value)`.
+    """
+    return dataclasses.field(
+        default=default, metadata={"help": help, "argument": True}
+    )
+
+
+@dataclasses.dataclass(frozen=True)
+class AddStyleConfig:
+    """`uegan add-style NAME SOURCE`: register a trained generator."""
+
+    name: str = argument("", "Name of the new style.")
+    source: str = argument("", "Training work dir or .keras file.")
+    step: int | None = setting(
+        None, "Checkpoint step of a work dir (default: the latest)."
+    )
+    description: str = setting(
+        "", "One-line description (default: 'trained: SOURCE')."
+    )
+    overwrite: bool = setting(False, "Replace a user style of that name.")
+    verbose: bool = setting(False, "Show TensorFlow's log.")
+
+    def validate(self):
+        if not self.name or not self.source:
+            raise ValueError("give the style's NAME and its SOURCE")
+        if self.step is not None and self.step < 0:
+            raise ValueError(f"--step must be >= 0, got {self.step}")
+        return self
+
+
+@dataclasses.dataclass(frozen=True)
+class BeamConfig:
+    """`python -m uegan_tf.inference.beam`: bulk stylization on Beam."""
+
+    input: str = setting("", "File pattern, e.g. 'photos/**/*.jpg'.")
+    output: str = setting("", "Output folder.")
+    model: str | None = setting(
+        None,
+        "Style name, .keras file, training work dir or exported SavedModel "
+        "(default: the default style).",
+    )
+    step: int | None = setting(None, "Checkpoint step of a work dir.")
+    tile: int | None = setting(
+        None, "Tile side (0: never tile; default: automatic)."
+    )
+    max_side: int = setting(
+        0, "Downscale longer inputs first (0: keep the size)."
+    )
+    image_format: str = setting(
+        "auto", "Image output format.", choices=IMAGE_FORMATS
+    )
+
+    def validate(self):
+        if not self.input:
+            raise ValueError("--input is required (e.g. 'photos/**/*.jpg')")
+        if not self.output:
+            raise ValueError("--output is required (a folder)")
+        if self.max_side < 0:
+            raise ValueError(f"--max_side must be >= 0, got {self.max_side}")
+        return self

@@ -19,6 +19,7 @@ import types
 
 from absl import flags
 
+from uegan_tf.config import Bytes
 from uegan_tf.config import PrepareConfig
 from uegan_tf.config import TrainConfig
 
@@ -55,8 +56,8 @@ def define_config_flags(cls, flag_values=FLAGS):
     """
     for _, field in _leaf_fields(cls):
         name = _flag_name(field)
-        if name in flag_values:
-            continue
+        if name in flag_values or field.metadata.get("argument"):
+            continue  # defined, or a positional argument (not a flag)
         help_ = field.metadata["help"]
         choices = field.metadata.get("choices")
         kind = _base_type(field.type)
@@ -84,14 +85,29 @@ def define_config_flags(cls, flag_values=FLAGS):
             flags.DEFINE_string(
                 name, field.default, help_, flag_values=flag_values
             )
+        elif kind is Bytes:
+            flags.DEFINE(
+                _BytesParser(),
+                name,
+                field.default,
+                help_,
+                flag_values,
+                _BytesSerializer(),
+            )
         else:  # a new field type needs a rule here
             raise TypeError(f"no flag type for {cls.__name__}.{field.name}")
 
 
-def config_from_flags(cls, f=FLAGS):
-    """The validated `cls` instance holding the parsed flags' values."""
-    top, sections = {}, {}
+def config_from_flags(cls, f=FLAGS, **arguments):
+    """The validated `cls` instance holding the parsed flags' values.
+
+    `arguments`: values of the `config.argument` fields (positional
+    command-line arguments), by field name.
+    """
+    top, sections = dict(arguments), {}
     for section_name, field in _leaf_fields(cls):
+        if field.metadata.get("argument"):
+            continue
         value = getattr(f, _flag_name(field))
         if section_name is None:
             top[field.name] = value
@@ -128,3 +144,81 @@ def define_prepare_flags(flag_values=FLAGS):
 def prepare_config_from_flags(f=FLAGS):
     """`PrepareConfig` from parsed `define_prepare_flags` flags."""
     return config_from_flags(PrepareConfig, f)
+
+
+# -- Commands: `uegan stylize`, `uegan add-style`, the Beam job --------------
+
+
+def memory_text(n):
+    """1_500_000_000 -> "1.5G": decimal units when they read back exactly."""
+    from uegan_tf.image_io import parse_memory
+
+    for unit, size in (("T", 10**12), ("G", 10**9), ("M", 10**6), ("K", 10**3)):
+        text = f"{n / size:g}{unit}"
+        if n >= size and parse_memory(text) == n:
+            return text
+    return str(n)
+
+
+class _BytesParser(flags.ArgumentParser):
+    """Flags of `config.Bytes` fields: "1.5G", "800M", "1e9" -> bytes."""
+
+    def parse(self, argument):
+        if isinstance(argument, int):
+            return argument
+        from uegan_tf.image_io import parse_memory
+
+        return parse_memory(argument)  # ValueError: absl names the flag
+
+    def flag_type(self):
+        return "memory size"
+
+
+class _BytesSerializer(flags.ArgumentSerializer):
+    def serialize(self, value):
+        return memory_text(value)
+
+
+# What asks a command for its help (absl's own help flags are not defined
+# in a command's registry).
+HELP_OPTIONS = (
+    "-h",
+    "-?",
+    "--help",
+    "--help=true",
+    "--helpshort",
+    "--helpfull",
+)
+
+
+def wants_help(argv):
+    """Whether the arguments (program name first; not after `--`) ask for
+    help."""
+    args = argv[1 : argv.index("--")] if "--" in argv else argv[1:]
+    return any(a in HELP_OPTIONS for a in args)
+
+
+def command_help(cls, usage):
+    """`--help` of a command: its usage, then the flags of `cls` only."""
+    fv = flags.FlagValues()
+    define_config_flags(cls, fv)
+    text = fv.get_help(prefix="", include_special_flags=False)
+    own = [line for line in text.splitlines() if line.startswith(" ")]
+    return f"usage:\n{usage}\n\nflags:\n" + "\n".join(own)
+
+
+def parse_command(cls, argv, flag_values=FLAGS, known_only=False):
+    """Define the flags of `cls` and parse `argv` (program name first).
+
+    Returns:
+        The arguments left (program name first); with `known_only`, flags
+        of no setting of `cls` are left too (the Beam job's options).
+
+    Raises:
+        ValueError: one line naming the bad flag or value.
+    """
+    define_config_flags(cls, flag_values)
+    try:
+        return flag_values(list(argv), known_only=known_only)
+    except flags.Error as e:
+        raise ValueError(str(e).strip().splitlines()[0]) from None

@@ -50,12 +50,12 @@ handling) or a failed write each become one line `<input path>\\t<stage>:
 <error>` in `OUTPUT/dead_letter.tsv` (empty when nothing failed).
 """
 
-import argparse
 import logging
 import os
 import sys
 
 import apache_beam as beam
+from absl import flags
 from apache_beam.io import fileio
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.ml.inference.base import KeyedModelHandler
@@ -279,43 +279,59 @@ def build(
     return written.written, failed
 
 
-def parse_args(argv):
-    parser = argparse.ArgumentParser(
-        prog="python -m uegan_tf.inference.beam",
-        description=(
-            "Stylize many images on Apache Beam. Other arguments are "
-            "Beam pipeline options (--runner, --direct_num_workers, ...)."
-        ),
-    )
-    parser.add_argument(
-        "--input", required=True, help="file pattern, e.g. 'photos/**/*.jpg'"
-    )
-    parser.add_argument("--output", required=True, help="output folder")
-    parser.add_argument(
-        "--model",
-        default=None,
-        help="style name, .keras file, training work dir or exported "
-        "SavedModel (default: the default style)",
-    )
-    parser.add_argument("--step", type=int, default=None)
-    parser.add_argument(
-        "--tile", type=int, default=None, help="tile side (0: never tile)"
-    )
-    parser.add_argument("--max_side", type=int, default=0)
-    parser.add_argument(
-        "--image_format", choices=("auto", "png", "jpg"), default="auto"
-    )
-    return parser.parse_known_args(argv)
+USAGE = """\
+  python -m uegan_tf.inference.beam --input='photos/**/*.jpg' --output=DIR \\
+      [--model=STYLE|SAVEDMODEL|WORKDIR] [Beam pipeline options]
+
+Stylize many images on Apache Beam. Other arguments are Beam pipeline
+options (--runner, --direct_num_workers, ...)."""
 
 
-def main(argv=None):
-    args, beam_args = parse_args(sys.argv[1:] if argv is None else argv)
+def parse_args(argv, flag_values=None):
+    """`(BeamConfig, Beam pipeline arguments)` of `argv` (no program name).
+
+    Flags of no `BeamConfig` setting are left for Beam's `PipelineOptions`.
+
+    Raises:
+        ValueError: one line naming the bad flag or value.
+    """
+    from uegan_tf import flags as uflags
+    from uegan_tf.config import BeamConfig
+
+    # Its own registry: absl's global flags are no Beam options.
+    flag_values = flags.FlagValues() if flag_values is None else flag_values
+    rest = uflags.parse_command(
+        BeamConfig, ["beam", *argv], flag_values, known_only=True
+    )
+    return uflags.config_from_flags(BeamConfig, flag_values), rest[1:]
+
+
+def main(argv=None, flag_values=None):
+    """Run the job; `argv` without the program name (default: sys.argv).
+
+    Returns:
+        The exit code: 0 done (failed inputs are in the dead letter), 2 a
+        usage error.
+    """
+    from uegan_tf import flags as uflags
+
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if uflags.wants_help(["beam", *argv]):
+        from uegan_tf.config import BeamConfig
+
+        print(uflags.command_help(BeamConfig, USAGE))
+        return 0
+    try:
+        cfg, beam_args = parse_args(argv, flag_values)
+    except ValueError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     # Fail before starting workers: a bad model is a usage error.
     from uegan_tf.inference.stylizer import ModelLoadError
     from uegan_tf.inference.stylizer import resolve_source
 
     try:
-        resolve_source(args.model)
+        resolve_source(cfg.model)
     except ModelLoadError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
@@ -323,17 +339,17 @@ def main(argv=None):
     with beam.Pipeline(options=options) as p:
         build(
             p,
-            args.input,
-            args.output,
-            model=args.model,
-            step=args.step,
-            tile=args.tile,
-            max_side=args.max_side,
-            image_format=args.image_format,
+            cfg.input,
+            cfg.output,
+            model=cfg.model,
+            step=cfg.step,
+            tile=cfg.tile,
+            max_side=cfg.max_side,
+            image_format=cfg.image_format,
         )
     print(
-        f"done: outputs in {args.output}, failures listed in "
-        f"{_join(args.output, DEAD_LETTER)}"
+        f"done: outputs in {cfg.output}, failures listed in "
+        f"{_join(cfg.output, DEAD_LETTER)}"
     )
     return 0
 

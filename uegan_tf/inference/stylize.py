@@ -20,9 +20,11 @@ import pathlib
 import sys
 import time
 
-from absl import app
-from absl import flags
-
+from uegan_tf import flags as uflags
+from uegan_tf.config import IMAGE_FORMATS
+from uegan_tf.config import Bytes
+from uegan_tf.config import argument
+from uegan_tf.config import setting
 from uegan_tf.fileutil import clean_stale_temps
 from uegan_tf.fileutil import output_dir_problem
 from uegan_tf.image_io import EXAMPLES_DIR
@@ -39,57 +41,92 @@ MIN_MAX_SIDE = 8
 
 @dataclasses.dataclass(frozen=True)
 class StylizeConfig:
-    """Settings of one stylize run (built from flags at the edge).
+    """Settings of one stylize run: each field is one flag (its help below).
 
-    Attributes:
-        inputs: files, folders (recursive) and glob patterns.
-        out_dir: output folder (created).
-        model: a style name, .keras file, work dir, SavedModel or TF1
-            checkpoint; None uses the default style.
-        step: checkpoint step for a work dir.
-        tile, overlap: tiled inference (tile None: automatic, the
-            largest tiles that fit `max_memory`; 0: never).
-        max_memory: peak memory budget in bytes for automatic tiling.
-        precision: "fp32" or "bf16" (bfloat16 compute on CPUs with
-            native bfloat16; elsewhere a note and fp32).
-        max_side: downscale inputs with a longer side first (0: never).
-        brightness: match the input's mean luma (reference test.py).
-        side_by_side: write input and output next to each other.
-        skip_existing: leave outputs that already exist.
-        overwrite: replace outputs that already exist.
-        batch: video frames per generator call.
-        temporal_smoothing: video flicker reduction strength (0: off).
-        image_format: "auto" (jpg stays jpg, others png), "png" or "jpg".
-        allow_short_video: publish videos that decode fewer frames than
-            their header declares (with a warning) instead of failing.
-        verbose: print ffmpeg's full log under a video's error line.
-        max_pixels: images with more pixels are refused from their header
-            (the default fits a ~4.6 GB memory budget; see
-            `image_io.MAX_PIXELS`).
+    `inputs` are the command's positional arguments; `model` (a path) and
+    `style` (a name) are two ways to give the generator (`source`);
+    `max_memory` is in bytes (its flag reads 1.5G, 800M). Defined here,
+    not in `uegan_tf/config.py`: its defaults and help come from
+    `image_io` (numpy, PIL), which config.py does not import.
     """
 
-    inputs: tuple = ()
-    out_dir: str = "stylized"
-    model: str | None = None
-    step: int | None = None
-    tile: int | None = None
-    overlap: int = 32
-    max_memory: int = 1_500_000_000
-    precision: str = "fp32"
-    max_side: int = 0
-    brightness: bool = False
-    side_by_side: bool = False
-    skip_existing: bool = False
-    overwrite: bool = False
-    batch: int = 4
-    temporal_smoothing: float = 0.0
-    image_format: str = "auto"
-    allow_short_video: bool = False
-    verbose: bool = False
-    max_pixels: int = MAX_PIXELS
+    inputs: tuple = argument(
+        (), "Image or video files, folders (searched recursively) and globs."
+    )
+    out_dir: str = setting("stylized", "Output folder.")
+    style: str | None = setting(None, "A named style (uegan list-styles).")
+    model: str | None = setting(
+        None,
+        "A .keras file, training work dir, SavedModel or official TF1 "
+        "checkpoint folder.",
+    )
+    step: int | None = setting(None, "Checkpoint step of a work dir.")
+    tile: int | None = setting(
+        None,
+        "Tile side (0: never tile; default: the largest tiles that fit "
+        "--max_memory).",
+    )
+    overlap: int = setting(32, "Tile overlap in pixels.")
+    max_memory: Bytes = setting(
+        1_500_000_000,
+        "Peak memory budget for automatic tiling, e.g. 1.5G or 800M.",
+    )
+    precision: str = setting(
+        "fp32",
+        "Inference precision: bf16 computes in bfloat16 (CPUs with "
+        "AVX512_BF16/AMX; elsewhere a note and fp32).",
+        choices=INFERENCE_PRECISIONS,
+    )
+    max_side: int = setting(
+        0, "Downscale longer inputs first (0: keep the size)."
+    )
+    brightness: bool = setting(
+        False, "Match the input's mean brightness (reference test.py)."
+    )
+    side_by_side: bool = setting(False, "Input | output.")
+    skip_existing: bool = setting(False, "Skip existing outputs.")
+    overwrite: bool = setting(False, "Replace existing outputs.")
+    batch: int = setting(4, "Video frames per call.")
+    temporal_smoothing: float = setting(
+        0.0, "Video flicker reduction, 0 (off) to 0.9."
+    )
+    image_format: str = setting(
+        "auto", "Image output format.", flag="format", choices=IMAGE_FORMATS
+    )
+    examples: bool = setting(False, "Stylize the bundled example photos.")
+    allow_short_video: bool = setting(
+        False,
+        "Accept videos that decode fewer frames than their header declares "
+        "(truncated files); without it they fail.",
+    )
+    max_megapixels: float = setting(
+        MAX_PIXELS / 1e6,
+        "Refuse larger images (read from the header). The default fits a "
+        f"~4.6 GB memory budget; each megapixel more needs ~"
+        f"{MB_PER_MEGAPIXEL} MB.",
+    )
+    verbose: bool = setting(
+        False, "Show TensorFlow's start-up log and ffmpeg's full messages."
+    )
+
+    @property
+    def source(self):
+        """The generator: `model`, else `style`, else None (the default)."""
+        return self.model or self.style
+
+    @property
+    def all_inputs(self):
+        """`inputs`, and the bundled example photos with `examples`."""
+        return self.inputs + ((str(EXAMPLES_DIR),) if self.examples else ())
+
+    @property
+    def max_pixels(self):
+        return round(self.max_megapixels * 1e6)
 
     def validate(self):
-        if not self.inputs:
+        if self.style and self.model:
+            raise ValueError("give --style or --model, not both")
+        if not self.all_inputs:
             raise ValueError(
                 "no inputs: give image/video files, folders or "
                 "globs (or --examples)"
@@ -107,7 +144,7 @@ class StylizeConfig:
         problem = output_dir_problem(self.out_dir)
         if problem:
             raise ValueError(f"--out_dir: {problem}")
-        if self.image_format not in ("auto", "png", "jpg"):
+        if self.image_format not in IMAGE_FORMATS:
             raise ValueError("--format must be auto, png or jpg")
         if self.precision not in INFERENCE_PRECISIONS:
             raise ValueError(
@@ -115,7 +152,7 @@ class StylizeConfig:
             )
         if self.max_memory < 1:
             raise ValueError("--max_memory must be positive")
-        if self.max_pixels < 1:
+        if not self.max_megapixels > 0:
             raise ValueError("--max_megapixels must be positive")
         if self.batch < 1:
             raise ValueError(f"--batch must be >= 1, got {self.batch}")
@@ -320,7 +357,7 @@ def run(cfg, log=print, err=None, progress=True):
     if not os.access(out_dir, os.W_OK):
         raise OSError(f"output folder is not writable: {out_dir}")
     jobs, errors = expand_inputs(
-        cfg.inputs,
+        cfg.all_inputs,
         out_dir,
         cfg.image_format,
         warn=lambda msg: err(f"warning: {msg}"),
@@ -350,7 +387,7 @@ def run(cfg, log=print, err=None, progress=True):
         return failures
 
     stylizer = Stylizer(
-        cfg.model,
+        cfg.source,
         step=cfg.step,
         tile=cfg.tile,
         overlap=cfg.overlap,
@@ -465,139 +502,34 @@ def run(cfg, log=print, err=None, progress=True):
     return failures
 
 
-def define_flags():
-    """Flags of the stylize command (each defined once per process)."""
-    d = StylizeConfig()
+def define_flags(flag_values=None):
+    """Flags of the stylize command: one per `StylizeConfig` setting."""
+    uflags.define_config_flags(StylizeConfig, _registry(flag_values))
 
-    def define(kind, name, default, help_, *args):
-        if name not in flags.FLAGS:
-            getattr(flags, f"DEFINE_{kind}")(name, default, *args, help_)
 
-    define("string", "out_dir", d.out_dir, "Output folder.")
-    define("string", "style", None, "A named style (uegan list-styles).")
-    define(
-        "string",
-        "model",
-        None,
-        "A .keras file, training work dir, "
-        "SavedModel or official TF1 checkpoint folder.",
-    )
-    define("integer", "step", None, "Checkpoint step of a work dir.")
-    define(
-        "integer",
-        "tile",
-        None,
-        "Tile side (0: never tile; default: the largest tiles that fit "
-        "--max_memory).",
-    )
-    define("integer", "overlap", d.overlap, "Tile overlap in pixels.")
-    define(
-        "string",
-        "max_memory",
-        "1.5G",
-        "Peak memory budget for automatic tiling, e.g. 1.5G or 800M.",
-    )
-    define(
-        "enum",
-        "precision",
-        d.precision,
-        "Inference precision: bf16 computes in bfloat16 (CPUs with "
-        "AVX512_BF16/AMX; elsewhere a note and fp32).",
-        list(INFERENCE_PRECISIONS),
-    )
-    define(
-        "integer",
-        "max_side",
-        d.max_side,
-        "Downscale longer inputs first (0: keep the size).",
-    )
-    define(
-        "bool",
-        "brightness",
-        d.brightness,
-        "Match the input's mean brightness (reference test.py).",
-    )
-    define("bool", "side_by_side", d.side_by_side, "Input | output.")
-    define("bool", "skip_existing", d.skip_existing, "Skip existing outputs.")
-    define("bool", "overwrite", d.overwrite, "Replace existing outputs.")
-    define("integer", "batch", d.batch, "Video frames per call.")
-    define(
-        "float",
-        "temporal_smoothing",
-        d.temporal_smoothing,
-        "Video flicker reduction, 0 (off) to 0.9.",
-    )
-    define(
-        "enum",
-        "format",
-        d.image_format,
-        "Image output format.",
-        ["auto", "png", "jpg"],
-    )
-    define("bool", "examples", False, "Stylize the bundled example photos.")
-    define(
-        "bool",
-        "allow_short_video",
-        False,
-        "Accept videos that decode fewer frames than their header declares "
-        "(truncated files); without it they fail.",
-    )
-    define(
-        "float",
-        "max_megapixels",
-        d.max_pixels / 1e6,
-        "Refuse larger images (read from the header). The default fits a "
-        f"~4.6 GB memory budget; each megapixel more needs ~"
-        f"{MB_PER_MEGAPIXEL} MB.",
-    )
-    define(
-        "bool",
-        "verbose",
-        False,
-        "Show TensorFlow's start-up log and ffmpeg's full messages.",
+def _registry(flag_values):
+    return uflags.FLAGS if flag_values is None else flag_values
+
+
+def config_from_flags(argv, flag_values=None):
+    """The validated `StylizeConfig` of parsed flags and their arguments.
+
+    Args:
+        argv: the arguments left by flag parsing (program name first).
+        flag_values: the parsed registry (default: absl's global one).
+
+    Raises:
+        ValueError: one line naming the bad value.
+    """
+    return uflags.config_from_flags(
+        StylizeConfig, _registry(flag_values), inputs=tuple(argv[1:])
     )
 
 
-def config_from_flags(argv):
-    from uegan_tf.image_io import parse_memory
-
-    f = flags.FLAGS
-    if f.style and f.model:
-        raise ValueError("give --style or --model, not both")
-    inputs = tuple(argv[1:])
-    if f.examples:
-        inputs += (str(EXAMPLES_DIR),)
-    return StylizeConfig(
-        inputs=inputs,
-        out_dir=f.out_dir,
-        model=f.model or f.style,
-        step=f.step,
-        tile=f.tile,
-        overlap=f.overlap,
-        max_memory=parse_memory(f.max_memory),
-        precision=f.precision,
-        max_side=f.max_side,
-        brightness=f.brightness,
-        side_by_side=f.side_by_side,
-        skip_existing=f.skip_existing,
-        overwrite=f.overwrite,
-        batch=f.batch,
-        temporal_smoothing=f.temporal_smoothing,
-        image_format=f.format,
-        allow_short_video=f.allow_short_video,
-        verbose=f.verbose,
-        max_pixels=round(f.max_megapixels * 1e6),
-    ).validate()
-
-
-def main(argv):
+def execute(cfg):
+    """Run a validated config; returns the exit code (0, 1 or 2)."""
     from uegan_tf.inference.stylizer import ModelLoadError
 
-    try:
-        cfg = config_from_flags(argv)
-    except ValueError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
     try:
         failures = run(cfg)
     except ModelLoadError as e:
@@ -623,7 +555,16 @@ def main(argv):
     return 0
 
 
-HELP_OPTIONS = ("-h", "--help", "-?", "--help=true")
+def main(argv, flag_values=None):
+    """Stylize with parsed flags (`argv`: the arguments they left)."""
+    try:
+        cfg = config_from_flags(argv, flag_values)
+    except ValueError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    return execute(cfg)
+
+
 USAGE = """\
   uegan stylize INPUTS... [--out_dir=DIR] [--style=NAME | --model=PATH]
   uegan stylize --examples [--out_dir=DIR]
@@ -634,35 +575,38 @@ exit code 1 if any input failed, 2 for usage errors."""
 
 
 def help_text():
-    """`--help`: the usage and this command's own flags, nothing else.
+    """`--help`: the usage and this command's own flags, nothing else."""
+    return uflags.command_help(StylizeConfig, USAGE)
 
-    absl's `--help` lists the flags of the `__main__` module, which for
-    `uegan stylize` is the `uegan` launcher (no flags), so stylize's flags
-    only showed at the end of `--helpfull`, after TensorFlow's.
+
+def cli(argv=None, flag_values=None):
+    """`uegan stylize` / `python -m uegan_tf.inference.stylize`.
+
+    Args:
+        argv: the command line, program name first (default: sys.argv).
+        flag_values: the flag registry to parse into (default: absl's
+            global one; tests pass a fresh `flags.FlagValues()`).
+
+    Returns:
+        The exit code: 0 done, 1 some input failed, 2 usage error, 130
+        interrupted.
     """
-    define_flags()
-    lines = flags.FLAGS.module_help(sys.modules[__name__]).splitlines()
-    own = "\n".join(lines[2:])  # drop the module header
-    return (
-        f"usage:\n{USAGE}\n\nflags:\n{own}\n\n"
-        "(--helpfull also lists TensorFlow's and absl's flags)"
-    )
-
-
-def cli(argv=None):
-    """Entry point: `python -m uegan_tf.inference.stylize` / `uegan stylize`."""
     from uegan_tf.quiet import quiet_tensorflow
-    from uegan_tf.quiet import wants_verbose
 
     argv = list(sys.argv if argv is None else argv)
-    args = argv[1 : argv.index("--")] if "--" in argv else argv[1:]
-    if any(a in HELP_OPTIONS for a in args):
+    if uflags.wants_help(argv):
         print(help_text())
-        sys.exit(0)
-    define_flags()
-    quiet_tensorflow(wants_verbose(argv))
-    app.run(lambda a: sys.exit(main(a)), argv=argv)
+        return 0
+    flag_values = _registry(flag_values)
+    try:
+        rest = uflags.parse_command(StylizeConfig, argv, flag_values)
+        cfg = config_from_flags(rest, flag_values)
+    except ValueError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    quiet_tensorflow(cfg.verbose)
+    return execute(cfg)
 
 
 if __name__ == "__main__":
-    cli()
+    sys.exit(cli())
