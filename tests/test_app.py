@@ -1,7 +1,12 @@
 """The web app: options, the request service, the server and a browser.
 
-One app server (random-weights generator, small limits) is shared by the
-module. The browser test drives Debian's headless Chromium with Playwright
+One app server and one stylizer cache (a random-weights generator of
+width 4, small limits) are shared by the module: the tests check plumbing,
+not the reference network (width 32). The options and the command are
+tested in-process; one real `python -m uegan_tf.app` process checks that
+Ctrl-C stops the server and deletes its files.
+
+The browser test drives Debian's headless Chromium with Playwright
 (no browser download) and leaves `test-artifacts/app_e2e.png`; it skips
 with the reason when Chromium or Playwright is missing.
 """
@@ -55,19 +60,39 @@ def free_port():
 
 @pytest.fixture(scope="module")
 def generator_path(tmp_path_factory):
-    """A random-weights U-Net generator saved as .keras."""
+    """A tiny random-weights U-Net generator (width 4) saved as .keras."""
     import keras
 
     from uegan_tf.models import build_generator
 
     keras.utils.set_random_seed(0)
     path = tmp_path_factory.mktemp("model") / "g.keras"
-    build_generator(unet=True).save(path)
+    build_generator(unet=True, width=4).save(path)
     return path
 
 
 @pytest.fixture(scope="module")
-def server(generator_path, tmp_path_factory):
+def stylizers():
+    """The module's one stylizer cache: the generator is loaded once."""
+    return app.StylizerCache()
+
+
+@pytest.fixture
+def make_service(generator_path, stylizers):
+    """`StylizeService` of the "random" style using the shared cache."""
+
+    def make(work_dir, config=None):
+        service = app.StylizeService(
+            {"random": str(generator_path)}, config, work_dir=work_dir
+        )
+        service.cache = stylizers
+        return service
+
+    return make
+
+
+@pytest.fixture(scope="module")
+def server(generator_path, stylizers, tmp_path_factory):
     """The app on a free loopback port: `(url, demo, config)`."""
     config = app.AppConfig(
         port=free_port(),
@@ -81,6 +106,7 @@ def server(generator_path, tmp_path_factory):
         config,
         work_dir=tmp_path_factory.mktemp("app_out"),
     )
+    demo.uegan_service.cache = stylizers
     _, url, _ = app.launch(demo, config, prevent_thread_lock=True, quiet=True)
     yield url, demo, config
     demo.close()
@@ -163,6 +189,7 @@ def test_parse_model_specs():
 def test_parse_args_defaults_to_loopback():
     config, styles = app.parse_args(["uegan app"])
     assert config.host == "127.0.0.1" and styles is None
+    assert config == app.AppConfig()
     config, styles = app.parse_args(
         ["uegan app", "--model=m=g.keras", "--max_file_size=1mb", "--port=8000"]
     )
@@ -170,18 +197,90 @@ def test_parse_args_defaults_to_loopback():
     assert (config.max_file_size, config.port) == (2**20, 8000)
 
 
+def test_parse_args_every_flag(tmp_path):
+    flagfile = tmp_path / "app.flags"
+    flagfile.write_text("--model=x/b.keras\n--queue_size=3\n")
+    config, styles = app.parse_args(
+        [
+            "uegan app",
+            "--host=0.0.0.0",
+            "--model=a=x/a.keras,c",
+            f"--flagfile={flagfile}",
+            "--max_video_seconds=5",
+            "--max_user_disk=1gb",
+            "--max_megapixels=2.5",
+            "--max_side=0",
+            "--concurrency=3",
+            "--cache_size=1",
+            "--max_memory=3G",
+            "--precision=bf16",
+            "--verbose",
+        ]
+    )
+    assert styles == {"a": "x/a.keras", "c": "c", "b": "x/b.keras"}
+    assert config == app.AppConfig(
+        host="0.0.0.0",
+        models=("a=x/a.keras,c", "x/b.keras"),
+        max_video_seconds=5.0,
+        max_user_bytes=2**30,
+        max_megapixels=2.5,
+        max_side=0,
+        concurrency=3,
+        queue_size=3,
+        cache_size=1,
+        max_memory=3_000_000_000,
+        precision="bf16",
+        verbose=True,
+    )
+    assert config.max_pixels == 2_500_000
+
+
 @pytest.mark.parametrize(
-    "args",
+    "args, message",
     [
-        ["--port=70000"],
-        ["--max_file_size=huge"],
-        ["--concurrency=0"],
-        ["--max_video_seconds=0"],
+        (["--port=70000"], "--port must be in 0..65535, got 70000"),
+        (["--port=http"], "flag --port=http: invalid literal"),
+        (["--max_file_size=huge"], "--max_file_size: not a size: 'huge'"),
+        (["--max_memory=lots"], "flag --max_memory=lots: not a memory size"),
+        (["--max_user_disk=1kb"], "--max_user_disk must be >= --max_file_size"),
+        (["--concurrency=0"], "--concurrency must be >= 1"),
+        (["--max_video_seconds=0"], "--max_video_seconds must be positive"),
+        (["--max_side=10"], "--max_side must be 0 or >= 64, got 10"),
+        (["--precision=int8"], "value should be one of <fp32|bf16>"),
+        (["--bogus=1"], "Unknown command line flag 'bogus'"),
+        (["photo.jpg"], "unexpected arguments: photo.jpg"),
     ],
 )
-def test_cli_usage_errors(args, capsys):
+def test_cli_usage_errors(args, message, capsys):
     assert app.cli(["uegan app", *args]) == 2
-    assert capsys.readouterr().err.startswith("error: ")
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and message in err
+    assert err.count("\n") == 1  # one line
+
+
+def test_cli_help_lists_every_flag(capsys):
+    assert app.cli(["uegan app", "--help"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("usage:\n  uegan app [--host")
+    for flag in (
+        "host port model max_file_size max_video_seconds max_user_disk "
+        "max_megapixels max_side concurrency queue_size cache_size "
+        "max_memory precision"
+    ).split():
+        assert f"--{flag}:" in out
+    assert "(default: '1.5G')" in out and "(default: '25mb')" in out
+    with pytest.raises(SystemExit) as e:
+        app.parse_args(["uegan app", "-h"])
+    assert e.value.code == 0
+
+
+def test_uegan_app_dispatches_here(capsys):
+    from uegan_tf import cli
+
+    assert cli.main(["uegan", "app", "--help"]) == 0
+    assert "\n  uegan app [--host" in capsys.readouterr().out
+    assert cli.main(["uegan", "app", "--max_side=1"]) == 2
+    assert "--max_side must be 0 or >= 64" in capsys.readouterr().err
 
 
 def test_module_help():
@@ -207,21 +306,15 @@ def test_no_models_gives_a_message(tmp_path):
     assert "No style is available" in str(demo.config)
 
 
-def test_unknown_style_is_refused(tmp_path, generator_path):
-    service = app.StylizeService(
-        {"random": str(generator_path)}, work_dir=tmp_path
-    )
+def test_unknown_style_is_refused(tmp_path, generator_path, make_service):
+    service = make_service(tmp_path)
     # Only menu names: an API client cannot make the server load a path.
     with pytest.raises(app.InputError, match="unknown style"):
         service.stylize_image(str(photo(tmp_path)), str(generator_path))
 
 
-def test_huge_image_is_refused_before_decoding(tmp_path, generator_path):
-    service = app.StylizeService(
-        {"random": str(generator_path)},
-        app.AppConfig(max_pixels=10**6),
-        work_dir=tmp_path / "out",
-    )
+def test_huge_image_is_refused_before_decoding(tmp_path, make_service):
+    service = make_service(tmp_path / "out", app.AppConfig(max_megapixels=1))
     # 2000x1000 of one colour: a few KB on disk, 6 MB once decoded.
     path = tmp_path / "flat.png"
     Image.new("RGB", (2000, 1000), (40, 90, 200)).save(path)
@@ -234,20 +327,18 @@ def test_huge_image_is_refused_before_decoding(tmp_path, generator_path):
         service.stylize_image(str(path), "random")
 
 
-def test_one_users_disk_share_is_capped(tmp_path, generator_path):
+def test_one_users_disk_share_is_capped(tmp_path, make_service):
     src = photo(tmp_path, size=(96, 64))
     upload = src.stat().st_size
-    styles = {"random": str(generator_path)}
-    probe = app.StylizeService(styles, work_dir=tmp_path / "probe")
+    probe = make_service(tmp_path / "probe")
     probe.stylize_image(str(src), "random", user="alice")
     per_request = probe.disk_used("alice")  # upload + its results
     assert per_request > upload
     # Room for two and a half requests per user.
     cap = int(per_request * 2.5)
-    service = app.StylizeService(
-        styles,
+    service = make_service(
+        tmp_path / "out",
         app.AppConfig(max_file_size=upload, max_user_bytes=cap),
-        work_dir=tmp_path / "out",
     )
     results = []
     for _ in range(4):
@@ -262,10 +353,9 @@ def test_one_users_disk_share_is_capped(tmp_path, generator_path):
     (_, bob), _, _ = service.stylize_image(str(src), "random", user="bob")
     assert pathlib.Path(bob).exists() and results[-1].exists()
     # An upload that alone exceeds the share is refused, nothing written.
-    small = app.StylizeService(
-        {"random": str(generator_path)},
+    small = make_service(
+        tmp_path / "small",
         app.AppConfig(max_file_size=upload // 2, max_user_bytes=upload // 2),
-        work_dir=tmp_path / "small",
     )
     with pytest.raises(app.InputError, match="does not fit the .* of disk"):
         small.stylize_image(str(src), "random", user="carol")
@@ -367,7 +457,7 @@ def test_cache_shares_weights_and_is_bounded(generator_path):
 
 
 def test_video_without_duration_is_cut_at_the_limit(
-    tmp_path, generator_path, monkeypatch
+    tmp_path, make_service, monkeypatch
 ):
     from uegan_tf.inference import video
 
@@ -376,10 +466,8 @@ def test_video_without_duration_is_cut_at_the_limit(
     monkeypatch.setattr(
         video, "probe", lambda p: {**real_probe(p), "duration": None}
     )
-    service = app.StylizeService(
-        {"random": str(generator_path)},
-        app.AppConfig(max_video_seconds=0.5, video_batch=2),
-        work_dir=tmp_path / "out",
+    service = make_service(
+        tmp_path / "out", app.AppConfig(max_video_seconds=0.5, video_batch=2)
     )
     clip = write_video(tmp_path / "clip.mp4", frames=8, fps=4)
     with pytest.raises(app.InputError, match="video too long"):
@@ -387,12 +475,8 @@ def test_video_without_duration_is_cut_at_the_limit(
     assert not list((tmp_path / "out").rglob("*.mp4"))
 
 
-def test_video_without_frames_is_one_line_for_the_user(
-    tmp_path, generator_path
-):
-    service = app.StylizeService(
-        {"random": str(generator_path)}, work_dir=tmp_path / "out"
-    )
+def test_video_without_frames_is_one_line_for_the_user(tmp_path, make_service):
+    service = make_service(tmp_path / "out")
     clip = write_video(tmp_path / "clip.mp4", frames=8, fps=4, index_first=True)
     # Keep the header (a video stream) and drop every frame: ffmpeg's 40
     # lines of banner and build configuration must not reach the browser.
@@ -535,7 +619,47 @@ def test_long_or_non_video_is_refused(client, tmp_path):
         )
 
 
-@pytest.mark.parametrize("stop", ["SIGINT", "SIGTERM"])
+def test_command_in_process_stops_on_sigterm(
+    generator_path, tmp_path, monkeypatch, capsys
+):
+    """`cli` end to end but `launch`: SIGTERM ends it like Ctrl-C, and the
+    server's folder is deleted (the real server: the test below)."""
+    import signal
+
+    monkeypatch.setenv("GRADIO_TEMP_DIR", str(tmp_path / "parent"))
+    seen = {}
+
+    def serve(demo, config):
+        seen["handler"] = signal.getsignal(signal.SIGTERM)
+        seen["root"] = pathlib.Path(os.environ["GRADIO_TEMP_DIR"]).parent
+        seen["config"] = config
+        assert seen["root"].is_dir()
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(10)  # the handler raises KeyboardInterrupt first
+        raise AssertionError("SIGTERM did not stop the server")
+
+    monkeypatch.setattr(app_command, "launch", serve)
+    before = signal.getsignal(signal.SIGTERM)
+    code = app.cli(
+        ["uegan app", "--port=0", f"--model=random={generator_path}"]
+    )
+    assert code == 0
+    assert seen["handler"] is app_command._interrupt
+    assert signal.getsignal(signal.SIGTERM) is before  # restored
+    assert seen["config"].port == 0
+    assert seen["root"].parent == tmp_path / "parent"
+    assert not seen["root"].exists()  # uploads and results deleted
+    assert f"styles: random ({generator_path})" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    "stop",
+    [
+        "SIGINT",
+        # In-process above; the real process again with --run-slow.
+        pytest.param("SIGTERM", marks=pytest.mark.slow),
+    ],
+)
 def test_command_serves_and_stops_on_ctrl_c(generator_path, tmp_path, stop):
     import signal
 

@@ -107,6 +107,8 @@ def test_flag_definitions_do_not_import_tensorflow():
     code = (
         "import sys; from uegan_tf import flags as f; f.define_train_flags();"
         " f.define_prepare_flags();"
+        " from uegan_tf.config import AppConfig;"
+        " f.define_config_flags(AppConfig, f.flags.FlagValues());"
         " print(sorted(m for m in sys.modules if m.split('.')[0] in "
         "('tensorflow', 'keras')))"
     )
@@ -222,3 +224,81 @@ def test_command_help_does_not_import_tensorflow():
     assert "  --max_memory: Peak memory budget" in out.stdout
     assert "(default: '1.5G')" in out.stdout
     assert "  --[no]overwrite: Replace a user style" in out.stdout
+
+
+def test_app_flags_round_trip():
+    """Repeatable, text-parsed and renamed settings of `AppConfig`."""
+    fv = flags.FlagValues()
+    uflags.parse_command(
+        config.AppConfig,
+        [
+            "app",
+            "--model=a=x.keras",
+            "--model",
+            "b.keras,c.keras",
+            "--max_file_size=1mb",
+            "--max_user_disk=2mb",
+            "--max_memory=800M",
+            "--max_megapixels=0.5",
+            "--precision=bf16",
+            "--port=0",
+        ],
+        fv,
+    )
+    cfg = uflags.config_from_flags(config.AppConfig, fv)
+    assert cfg == config.AppConfig(
+        models=("a=x.keras", "b.keras,c.keras"),
+        max_file_size=2**20,
+        max_user_bytes=2 * 2**20,
+        max_memory=800_000_000,
+        max_megapixels=0.5,
+        precision="bf16",
+        port=0,
+    )
+    assert cfg.max_pixels == 500_000
+
+
+def test_app_flag_defaults_are_the_dataclass_defaults():
+    fv = flags.FlagValues()
+    uflags.parse_command(config.AppConfig, ["app"], fv)
+    assert uflags.config_from_flags(config.AppConfig, fv) == config.AppConfig()
+    # Bytes in decimal units (shown as 1.5G), upload sizes in binary
+    # units as text ("25mb"), each default written once in config.py.
+    assert fv["max_memory"].default == 1_500_000_000
+    assert fv["max_memory"].serialize() == "--max_memory=1.5G"
+    assert config.AppConfig().max_memory == 1_500_000_000
+    assert fv["max_file_size"].default == "25mb"
+    assert config.AppConfig().max_file_size == 25 * 2**20
+    assert fv["model"].default == [] and config.AppConfig().models == ()
+    # Plain fields are no flags.
+    assert "video_batch" not in fv and "keep_outputs_seconds" not in fv
+    assert not fv.verbose
+
+
+def test_text_setting_errors_name_the_flag():
+    fv = flags.FlagValues()
+    argv = ["app", "--max_user_disk=lots"]
+    uflags.parse_command(config.AppConfig, argv, fv)
+    with pytest.raises(ValueError, match=r"^--max_user_disk: not a size"):
+        uflags.config_from_flags(config.AppConfig, fv)
+
+
+def test_tuple_and_text_fields_of_any_config():
+    """The two field kinds beyond scalars, on a config of the test's own."""
+
+    @dataclasses.dataclass(frozen=True)
+    class Tiny:
+        names: tuple[str, ...] = config.setting(("a",), "Names.")
+        size: int = config.parsed_setting("2kb", config.parse_size, "Size.")
+        internal: int = 3
+
+        def validate(self):
+            return self
+
+    fv = flags.FlagValues()
+    uflags.define_config_flags(Tiny, fv)
+    assert sorted(fv) == ["names", "size"]
+    fv(["tiny"])
+    assert uflags.config_from_flags(Tiny, fv) == Tiny(names=("a",), size=2048)
+    fv(["tiny", "--names=b", "--names=c", "--size=1kb"])
+    assert uflags.config_from_flags(Tiny, fv) == Tiny(("b", "c"), 1024)

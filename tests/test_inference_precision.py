@@ -144,7 +144,7 @@ def test_stylize_and_app_flags(tmp_path):
     from uegan_tf.inference.stylizer import MEMORY_BASE_BYTES as base
 
     assert config.request_memory() == base + (3_000_000_000 - base) // 2
-    with pytest.raises(SystemExit):
+    with pytest.raises(ValueError, match="should be one of <fp32|bf16>"):
         app.parse_args(["uegan app", "--precision=int8"])
     with pytest.raises(ValueError, match="memory size"):
         app.parse_args(["uegan app", "--max_memory=lots"])

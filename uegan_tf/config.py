@@ -14,6 +14,9 @@ start TensorFlow.
 
 import dataclasses
 import json
+import re
+
+from uegan_tf.precision import INFERENCE_PRECISIONS
 
 # Bilinear resize conventions of the generator's upsampling ("tf1" is the
 # reference's legacy resize, half_pixel_centers=False; docs/design.md).
@@ -481,3 +484,169 @@ class BeamConfig:
         if self.max_side < 0:
             raise ValueError(f"--max_side must be >= 0, got {self.max_side}")
         return self
+
+
+# -- the web app (`uegan app`) ---------------------------------------------
+
+
+def parsed_setting(text, parse, help, *, flag=None):
+    """A setting written as text on the command line, held parsed.
+
+    The flag is a string flag whose default is `text` ("25mb", "1.5G");
+    the field holds `parse(text)` (e.g. bytes), and `flags.py` applies
+    `parse` to the flag's value. The default is parsed when a config is
+    made, so `parse` may import lazily and this module stays light.
+
+    Args:
+        text: the default as a user would write it.
+        parse: text -> value; raises ValueError with a one-line reason.
+        help: one-line help text of the flag.
+        flag: the flag name when it differs from the field name.
+    """
+    return dataclasses.field(
+        default_factory=lambda: parse(text),
+        metadata={
+            "help": help,
+            "flag": flag,
+            "choices": None,
+            "text": text,
+            "parse": parse,
+        },
+    )
+
+
+_SIZE_UNITS = {"": 1, "b": 1, "kb": 2**10, "mb": 2**20, "gb": 2**30}
+
+
+def parse_size(text):
+    """ "25mb", "512kb", "1gb" or a byte count -> bytes (binary units).
+
+    Raises:
+        ValueError: not a size.
+    """
+    match = re.fullmatch(
+        r"\s*(\d+(?:\.\d+)?)\s*([kmg]?b?)\s*", str(text).lower()
+    )
+    if not match:
+        raise ValueError(f"not a size: {text!r} (examples: 25mb, 512kb)")
+    return int(float(match.group(1)) * _SIZE_UNITS[match.group(2)])
+
+
+@dataclasses.dataclass(frozen=True)
+class AppConfig:
+    """Settings of one app server (`uegan app`, `uegan_tf/app/`).
+
+    Every field but the last two is a flag of `uegan app`. Sizes are
+    written as text on the command line and held in bytes.
+
+    Attributes (beyond the flags' help):
+        max_file_size: Gradio refuses bigger uploads before they reach
+            the disk.
+        max_megapixels: photos with more pixels are refused before
+            decoding (a small PNG can expand to gigabytes).
+        max_side: bounds the work of one request.
+        concurrency: image and video share this pool, so memory stays
+            bounded under load.
+        max_memory: each of the `concurrency` requests running at once
+            gets an equal share of it above the process's fixed part (see
+            `request_memory`).
+        max_user_bytes: disk one user (browser session) may take with the
+            uploads and results of their requests still kept; their oldest
+            results are deleted to make room, and a request that would
+            still exceed it is refused.
+        video_batch: video frames per generator call (not a flag).
+        keep_outputs_seconds: results older than this are deleted (not a
+            flag).
+    """
+
+    host: str = setting(
+        "127.0.0.1",
+        "Interface to listen on; the default serves this machine only.",
+    )
+    port: int = setting(7860, "TCP port to listen on.")
+    models: tuple[str, ...] = setting(
+        (),
+        "PATH or NAME=PATH of a model (style name, .keras file, training "
+        "work dir, SavedModel); repeatable or comma-separated. Default: "
+        "the installed styles (uegan list-styles)",
+        flag="model",
+    )
+    max_file_size: int = parsed_setting(
+        "25mb", parse_size, "Largest upload, e.g. 25mb or 512kb."
+    )
+    max_video_seconds: float = setting(60.0, "Longest video accepted.")
+    max_user_bytes: int = parsed_setting(
+        "200mb",
+        parse_size,
+        "Disk one user's kept uploads and results may take; their oldest "
+        "results make room first.",
+        flag="max_user_disk",
+    )
+    max_megapixels: float = setting(
+        64.0, "Refuse photos with more pixels (millions)."
+    )
+    max_side: int = setting(
+        4096, "Downscale photos and frames with a longer side (0: never)."
+    )
+    concurrency: int = setting(2, "Requests stylized at once.")
+    queue_size: int = setting(
+        16, "Requests allowed to wait (more get 'queue full')."
+    )
+    cache_size: int = setting(4, "Loaded models kept in memory (LRU).")
+    max_memory: Bytes = setting(
+        1_500_000_000,
+        "Peak memory budget of stylizing, e.g. 1.5G or 800M; larger photos "
+        "are tiled to fit it.",
+    )
+    precision: str = setting(
+        "fp32",
+        "Inference precision; bf16 needs a CPU with AVX512_BF16/AMX "
+        "(elsewhere a note and fp32).",
+        choices=INFERENCE_PRECISIONS,
+    )
+    verbose: bool = setting(False, "Show TensorFlow's start-up log.")
+    video_batch: int = 4
+    keep_outputs_seconds: float = 3600.0
+
+    @property
+    def max_pixels(self):
+        """`max_megapixels` in pixels."""
+        return round(self.max_megapixels * 1e6)
+
+    def validate(self):
+        """Returns self; raises ValueError naming the first bad setting."""
+        if not 0 <= self.port <= 65535:
+            raise ValueError(f"--port must be in 0..65535, got {self.port}")
+        if self.max_file_size < 1:
+            raise ValueError("--max_file_size must be positive")
+        if self.max_user_bytes < self.max_file_size:
+            raise ValueError("--max_user_disk must be >= --max_file_size")
+        if self.max_video_seconds <= 0:
+            raise ValueError("--max_video_seconds must be positive")
+        if self.max_pixels < 1:
+            raise ValueError("--max_megapixels must be positive")
+        if self.max_side < 0 or 0 < self.max_side < 64:
+            raise ValueError(
+                f"--max_side must be 0 or >= 64, got {self.max_side}"
+            )
+        if self.max_memory < 1:
+            raise ValueError("--max_memory must be positive")
+        if self.precision not in INFERENCE_PRECISIONS:
+            raise ValueError(
+                f"--precision must be fp32 or bf16, got {self.precision!r}"
+            )
+        for name in ("concurrency", "queue_size", "cache_size", "video_batch"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"--{name} must be >= 1")
+        return self
+
+    def request_memory(self):
+        """The memory budget of one stylize call (`Stylizer.max_memory`).
+
+        The fixed part of the process (interpreter, TensorFlow, a model) is
+        counted once; the rest is shared by the concurrent requests.
+        """
+        from uegan_tf.inference.stylizer import MEMORY_BASE_BYTES
+
+        share = (self.max_memory - MEMORY_BASE_BYTES) / self.concurrency
+        return int(MEMORY_BASE_BYTES + max(share, 0))

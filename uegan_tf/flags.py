@@ -8,6 +8,10 @@ enum when it has choices, else string; loss weights carry a
 is defined at import time) and turn the parsed flags into a typed config at
 once with the matching `*_config_from_flags()`.
 
+A tuple field becomes a repeatable string flag (`--model=A --model=B`), a
+`config.parsed_setting` a string flag (`--max_file_size=25mb`) parsed into
+the field; plain fields (no help) are no flags.
+
 Flagfiles compose: a style file can start with
 `--flagfile=configs/base.flags` and later lines (and the command line)
 override it. Paths in nested flagfiles are relative to the working
@@ -16,6 +20,7 @@ directory: run from the repository root.
 
 import dataclasses
 import types
+import typing
 
 from absl import flags
 
@@ -36,7 +41,7 @@ def _leaf_fields(cls):
         if field.metadata.get("section"):
             for leaf in dataclasses.fields(field.default_factory):
                 yield field.name, leaf
-        else:
+        elif "help" in field.metadata:  # a plain field is no setting
             yield None, field
 
 
@@ -61,7 +66,15 @@ def define_config_flags(cls, flag_values=FLAGS):
         help_ = field.metadata["help"]
         choices = field.metadata.get("choices")
         kind = _base_type(field.type)
-        if choices:
+        if "parse" in field.metadata:  # text such as "25mb", parsed later
+            flags.DEFINE_string(
+                name, field.metadata["text"], help_, flag_values=flag_values
+            )
+        elif typing.get_origin(kind) is tuple:  # a repeatable flag
+            flags.DEFINE_multi_string(
+                name, list(field.default), help_, flag_values=flag_values
+            )
+        elif choices:
             flags.DEFINE_enum(
                 name,
                 field.default,
@@ -98,6 +111,26 @@ def define_config_flags(cls, flag_values=FLAGS):
             raise TypeError(f"no flag type for {cls.__name__}.{field.name}")
 
 
+def _flag_value(field, f):
+    """The parsed flag of `field` as the field holds it.
+
+    Raises:
+        ValueError: `parse` of a text setting refused it (the message
+            names the flag).
+    """
+    name = _flag_name(field)
+    value = getattr(f, name)
+    parse = field.metadata.get("parse")
+    if parse is not None:
+        try:
+            return parse(value)
+        except ValueError as e:
+            raise ValueError(f"--{name}: {e}") from None
+    if isinstance(value, list):  # a repeatable flag
+        return tuple(value)
+    return value
+
+
 def config_from_flags(cls, f=FLAGS, **arguments):
     """The validated `cls` instance holding the parsed flags' values.
 
@@ -108,7 +141,7 @@ def config_from_flags(cls, f=FLAGS, **arguments):
     for section_name, field in _leaf_fields(cls):
         if field.metadata.get("argument"):
             continue
-        value = getattr(f, _flag_name(field))
+        value = _flag_value(field, f)
         if section_name is None:
             top[field.name] = value
         else:

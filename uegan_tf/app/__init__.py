@@ -1,7 +1,8 @@
 """The web app (Gradio): stylize photos and videos in the browser.
 
 - `service.py`: `StylizeService` (requests, without any Gradio import),
-  `StylizerCache`, `UploadQuota`, private temp dirs, `AppConfig`;
+  `StylizerCache`, `UploadQuota`, private temp dirs (its settings,
+  `AppConfig`, are in `uegan_tf/config.py`);
 - `page.py`: `build_app`, the Gradio layout;
 - `command.py`: `uegan app` / `python -m uegan_tf.app` (`parse_args`, `cli`,
   `launch`).

@@ -1,11 +1,10 @@
 r"""The web app's service: requests, limits and temp files (no Gradio).
 
-    uegan app [--host=127.0.0.1] [--port=7860] [--model=PATH ...] \
-        [--max_file_size=25mb] [--max_video_seconds=60] \
-        [--max_megapixels=64] [--max_side=4096] [--concurrency=2] \
-        [--queue_size=16] [--cache_size=4] [--max_user_disk=200mb] \
-        [--precision=bf16] [--max_memory=1.5G]
+    uegan app [--host=127.0.0.1] [--port=7860] [--model=PATH ...] ...
     python -m uegan_tf.app ...                   # the same command
+
+Its settings (`AppConfig`, flags listed by `uegan app --help`) are
+defined in `uegan_tf/config.py`.
 
 Gradio is an optional extra (`pip install .[app]`). The app only serves
 the loopback interface unless `--host` says otherwise, and it sends no
@@ -30,7 +29,6 @@ tested directly; `build_app` (`page.py`) only lays out the page and turns
 
 import base64
 import collections
-import dataclasses
 import math
 import os
 import pathlib
@@ -40,115 +38,12 @@ import tempfile
 import threading
 import time
 
-from uegan_tf.precision import INFERENCE_PRECISIONS
+from uegan_tf.config import AppConfig  # noqa: F401 (re-exported)
+from uegan_tf.config import parse_size  # noqa: F401 (re-exported)
 
 
 class InputError(Exception):
     """A request the app refuses; `str()` is a one-line message for the user."""
-
-
-@dataclasses.dataclass(frozen=True)
-class AppConfig:
-    """Settings of one app server (built from the command line at the edge).
-
-    Attributes:
-        host: interface to listen on; loopback unless asked otherwise.
-        port: TCP port.
-        models: raw `--model` values (`PATH` or `NAME=PATH`); empty: the
-            installed styles.
-        max_file_size: largest accepted upload, in bytes (Gradio refuses
-            bigger ones before they reach the disk).
-        max_video_seconds: longest accepted video.
-        max_pixels: photos with more pixels are refused before decoding
-            (a small PNG can expand to gigabytes).
-        max_side: photos and frames with a longer side are downscaled
-            first (0: never), which bounds the work of one request.
-        concurrency: requests stylized at the same time (image and video
-            share this pool, so memory stays bounded under load).
-        queue_size: requests allowed to wait; more get "queue full".
-        cache_size: loaded stylizers kept in memory (LRU).
-        video_batch: video frames per generator call.
-        max_memory: peak memory budget (bytes) of stylizing; each of the
-            `concurrency` requests running at once gets an equal share of
-            it above the process's fixed part (see `request_memory`).
-        precision: "fp32" or "bf16" inference (see `Stylizer`).
-        keep_outputs_seconds: results older than this are deleted.
-        max_user_bytes: disk one user (browser session) may take with the
-            uploads and results of their requests still kept; their oldest
-            results are deleted to make room, and a request that would
-            still exceed it is refused.
-    """
-
-    host: str = "127.0.0.1"
-    port: int = 7860
-    models: tuple = ()
-    max_file_size: int = 25 * 2**20
-    max_video_seconds: float = 60.0
-    max_pixels: int = 64_000_000
-    max_side: int = 4096
-    concurrency: int = 2
-    queue_size: int = 16
-    cache_size: int = 4
-    video_batch: int = 4
-    max_memory: int = 1_500_000_000
-    precision: str = "fp32"
-    keep_outputs_seconds: float = 3600.0
-    max_user_bytes: int = 200 * 2**20
-
-    def validate(self):
-        """Returns self; raises ValueError naming the first bad setting."""
-        if not 0 <= self.port <= 65535:
-            raise ValueError(f"--port must be in 0..65535, got {self.port}")
-        if self.max_file_size < 1:
-            raise ValueError("--max_file_size must be positive")
-        if self.max_user_bytes < self.max_file_size:
-            raise ValueError("--max_user_disk must be >= --max_file_size")
-        if self.max_video_seconds <= 0:
-            raise ValueError("--max_video_seconds must be positive")
-        if self.max_pixels < 1:
-            raise ValueError("--max_megapixels must be positive")
-        if self.max_side < 0 or 0 < self.max_side < 64:
-            raise ValueError(
-                f"--max_side must be 0 or >= 64, got {self.max_side}"
-            )
-        if self.max_memory < 1:
-            raise ValueError("--max_memory must be positive")
-        if self.precision not in INFERENCE_PRECISIONS:
-            raise ValueError(
-                f"--precision must be fp32 or bf16, got {self.precision!r}"
-            )
-        for name in ("concurrency", "queue_size", "cache_size", "video_batch"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"--{name} must be >= 1")
-        return self
-
-    def request_memory(self):
-        """The memory budget of one stylize call (`Stylizer.max_memory`).
-
-        The fixed part of the process (interpreter, TensorFlow, a model) is
-        counted once; the rest is shared by the concurrent requests.
-        """
-        from uegan_tf.inference.stylizer import MEMORY_BASE_BYTES
-
-        share = (self.max_memory - MEMORY_BASE_BYTES) / self.concurrency
-        return int(MEMORY_BASE_BYTES + max(share, 0))
-
-
-_SIZE_UNITS = {"": 1, "b": 1, "kb": 2**10, "mb": 2**20, "gb": 2**30}
-
-
-def parse_size(text):
-    """ "25mb", "512kb", "1gb" or a byte count -> bytes (binary units).
-
-    Raises:
-        ValueError: not a size.
-    """
-    match = re.fullmatch(
-        r"\s*(\d+(?:\.\d+)?)\s*([kmg]?b?)\s*", str(text).lower()
-    )
-    if not match:
-        raise ValueError(f"not a size: {text!r} (examples: 25mb, 512kb)")
-    return int(float(match.group(1)) * _SIZE_UNITS[match.group(2)])
 
 
 def format_size(num_bytes):
