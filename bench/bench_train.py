@@ -75,7 +75,13 @@ def main(argv):
                     init_epochs=1,
                     steps_per_epoch=1000,
                     data={"crop_size": size, "short_side": size},
-                    model={"unet": unet, "vgg_arch": FLAGS.vgg_arch},
+                    # The reference widths (tiny_train_config's are 4 / 8).
+                    model={
+                        "unet": unet,
+                        "vgg_arch": FLAGS.vgg_arch,
+                        "g_width": 32,
+                        "d_channels": 64,
+                    },
                     loss={"edge": edge},
                 )
                 trainer = Trainer(cfg, progress=False, log=lambda m: None)

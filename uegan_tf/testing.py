@@ -60,8 +60,17 @@ def write_fake_records(
     return out
 
 
+# Tiny networks for plumbing tests: generator width 4 (32 is the
+# reference), discriminator 8 base channels (64), random VGG16 weights.
+TINY_MODEL = {"g_width": 4, "d_channels": 8}
+
+
 def tiny_train_config(workdir, records_dir, **overrides):
-    """A `TrainConfig` that runs in seconds on CPU (32 px, random VGG16)."""
+    """A `TrainConfig` that runs in seconds on CPU.
+
+    32 px crops, batch 2, `TINY_MODEL` networks and random VGG16 weights;
+    `model={"g_width": 32, "d_channels": 64}` gives the reference widths.
+    """
     cfg = TrainConfig(
         workdir=str(workdir),
         batch_size=2,
@@ -80,7 +89,7 @@ def tiny_train_config(workdir, records_dir, **overrides):
             num_val_images=2,
             val_size=32,
         ),
-        model=ModelConfig(vgg_arch="vgg16", vgg_weights="none"),
+        model=ModelConfig(vgg_arch="vgg16", vgg_weights="none", **TINY_MODEL),
     )
     sections = {}
     for key in list(overrides):
