@@ -10,6 +10,7 @@ from uegan_tf.importers import load_official_checkpoint
 from uegan_tf.importers import read_official_checkpoint
 from uegan_tf.models import Generator
 from uegan_tf.models import build_discriminator
+from uegan_tf.models import build_feature_discriminator
 from uegan_tf.models import build_generator
 from uegan_tf.models import build_vgg_features
 from uegan_tf.models import copy_plain_weights
@@ -246,6 +247,32 @@ def test_discriminator_keras_round_trip(tmp_path):
     restored = keras.models.load_model(path)
     x = tf.random.uniform((2, 32, 24, 3), -1.0, 1.0, seed=6)
     np.testing.assert_array_equal(d(x).numpy(), restored(x).numpy())
+
+
+def test_feature_discriminator_head_shape_params_and_round_trip(tmp_path):
+    d = build_feature_discriminator(128)
+    # Two bias-free 3x3 convs: 256 -> 128 -> 1 (docs/design.md).
+    assert _trainable_count(d) == 9 * 256 * 128 + 9 * 128 * 1 == 296_064
+    assert not any("bias" in w.path for w in d.weights)
+    assert len([w for w in d.weights if w.path.endswith("/u")]) == 2
+    # Block-3 maps of a 128x96 image are 32x24: logits at the same 1/4
+    # size as the reference discriminator's.
+    vgg = build_vgg_features("vgg16", weights=None)
+    images = tf.random.uniform((2, 128, 96, 3), -1.0, 1.0, seed=8)
+    taps = vgg.block_activations(images, blocks=3)
+    assert len(taps) == 3 and taps[-1].shape == (2, 32, 24, 256)
+    np.testing.assert_array_equal(  # stopping early changes nothing
+        taps[-1].numpy(), vgg.block_activations(images)[2].numpy()
+    )
+    logits = d(taps[-1], training=True)  # moves u off its init
+    assert logits.shape == (2, 32, 24, 1) and logits.dtype == tf.float32
+    assert d.compute_output_shape((2, 32, 24, 256)) == (2, 32, 24, 1)
+    d.save(tmp_path / "fd.keras")
+    restored = keras.models.load_model(tmp_path / "fd.keras")
+    assert (restored.channels, restored.spectral_norm) == (128, True)
+    np.testing.assert_array_equal(
+        d(taps[-1]).numpy(), restored(taps[-1]).numpy()
+    )
 
 
 def test_vgg19_random_shape_frozen_and_caffe_preprocessing():

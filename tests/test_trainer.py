@@ -436,6 +436,37 @@ def test_luma_discriminator_needs_no_gray_term(tmp_path, records):
     assert "loss/d/gray" in result["metrics"]
 
 
+def test_feature_discriminator_gan_step(tmp_path, records):
+    """`--d_arch=vgg`: D is a head on the frozen VGG's block-3 features.
+
+    A GAN step trains the head (every variable moves) and leaves the VGG
+    untouched; the checkpoint holds the head, not the VGG.
+    """
+    cfg = tiny_train_config(
+        tmp_path / "w",
+        records,
+        model={"d_arch": "vgg", "d_input": "luma"},
+        loss={"d_gray": 0.0},
+        epochs=1,
+        init_epochs=0,
+        steps_per_epoch=1,
+    )
+    trainer = Trainer(cfg, **_quiet())
+    assert trainer.discriminator.channels == 2 * TINY_MODEL["d_channels"]
+    vgg0 = [w.numpy().copy() for w in trainer.vgg.weights]
+    d0 = _weights(trainer.discriminator)
+    result = trainer.train()
+    assert result["step"] == 1
+    assert all(np.isfinite(v) for v in result["metrics"].values())
+    assert _changed(d0, trainer.discriminator) == len(d0) == 2
+    for a, b in zip(vgg0, trainer.vgg.weights):
+        np.testing.assert_array_equal(a, b.numpy())
+    ckpt = tf.train.load_checkpoint(str(tmp_path / "w" / "checkpoints"))
+    names = list(ckpt.get_variable_to_shape_map())
+    assert not any("block1_conv1" in n for n in names)
+    assert any("hidden" in n for n in names)
+
+
 def test_refuses_a_workdir_of_another_architecture(tmp_path, records):
     # The work dir's config.json, as a first run writes it.
     Trainer(

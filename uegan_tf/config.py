@@ -27,6 +27,8 @@ STRATEGIES = ("auto", "mirrored", "multiworker", "default")
 VGG_ARCHS = ("vgg19", "vgg16")
 # What the discriminator sees (`docs/design.md#discriminator-input`).
 D_INPUTS = ("rgb", "luma")
+# The discriminator's trunk (`docs/design.md#feature-discriminator`).
+D_ARCHS = ("reference", "vgg")
 
 
 def setting(default, help, *, flag=None, choices=None):
@@ -102,6 +104,13 @@ class ModelConfig:
         "in all three channels, so colour cannot tell real from fake; "
         "needs --d_gray_weight=0).",
         choices=D_INPUTS,
+    )
+    d_arch: str = setting(
+        "reference",
+        "Discriminator: reference (AnimeGANv2's, learned from scratch) or "
+        "vgg (a two-conv head on the frozen perceptual VGG's block-3 "
+        "features; learns in tens of steps, for short CPU runs).",
+        choices=D_ARCHS,
     )
     vgg_arch: str = setting(
         "vgg19",
@@ -303,6 +312,10 @@ class TrainConfig:
             "d_input=luma shows the discriminator real anime as gray(a); "
             "its gray term would call the same input fake: set "
             "--d_gray_weight=0",
+        )
+        need(
+            m.d_arch in D_ARCHS,
+            f"d_arch must be one of {D_ARCHS}, got {m.d_arch!r}",
         )
         need(
             m.d_channels >= 2 and m.d_layers >= 1,

@@ -2,6 +2,7 @@
 
 from uegan_tf.models.discriminator import Discriminator
 from uegan_tf.models.discriminator import build_discriminator
+from uegan_tf.models.discriminator import build_feature_discriminator
 from uegan_tf.models.generator import Generator
 from uegan_tf.models.generator import build_generator
 from uegan_tf.models.generator import copy_plain_weights
@@ -13,6 +14,7 @@ __all__ = [
     "Generator",
     "VGGFeatures",
     "build_discriminator",
+    "build_feature_discriminator",
     "build_generator",
     "build_vgg_features",
     "copy_plain_weights",

@@ -118,6 +118,89 @@ class Discriminator(keras.Model):
         return config
 
 
+# Block-3 activations of VGG (relu3_3 / relu3_4) of [-1, 1] images are
+# O(10) (measured: VGG16 relu3_3 of luma 128^2 crops of the train photos
+# and anime art, mean 0.8, 99th percentile 14, max ~130);
+# the head sees them scaled by this so its N(0, 0.02) convs start with
+# logits of the reference discriminator's size.
+FEATURE_SCALE = 0.1
+# The VGG block whose last ReLU the feature discriminator reads: block 3,
+# at 1/4 of the input size like the reference discriminator's logits.
+FEATURE_BLOCKS = 3
+FEATURE_CHANNELS = 256
+
+
+@keras.saving.register_keras_serializable(package="uegan_tf")
+class FeatureDiscriminator(keras.Model):
+    """A patch discriminator head on frozen VGG features (`--d_arch=vgg`).
+
+    See `docs/design.md#feature-discriminator`: the reference
+    discriminator, learned from scratch, needs far more steps than a CPU
+    run has before it tells anime from photos at all; a head on the
+    perceptual network's block-3 features does within tens of steps.
+    This model holds only the head; the trainer feeds it
+    `vgg.block_activations(images, FEATURE_BLOCKS)[-1]` of its frozen
+    VGG (the same network as the perceptual losses, so nothing is
+    loaded twice and the checkpoint holds no VGG weights).
+
+    `x * FEATURE_SCALE` -> conv s1 (channels) -> LReLU 0.2 -> conv s1 (1),
+    3x3, zero padded, bias-free, spectrally normalised by default (the
+    reference discriminator's `SpectralConv2D`).
+
+    Contract: input `[B, H/4, W/4, 256]` (block-3 activations of a
+    `[B, H, W, 3]` image); output raw logits `[B, H/4, W/4, 1]` float32.
+    9 * 256 * channels + 9 * channels trainable parameters (296,064 for
+    128 channels).
+
+    Args:
+        channels: the head's hidden channels.
+        spectral_norm: spectral normalisation on both convs.
+        **kwargs: base `keras.Model` arguments.
+    """
+
+    def __init__(self, channels=128, spectral_norm=True, **kwargs):
+        super().__init__(**kwargs)
+        self.channels = channels
+        self.spectral_norm = spectral_norm
+        self.hidden = SpectralConv2D(
+            channels, 3, 1, spectral_norm=spectral_norm, name="hidden"
+        )
+        self.logit = SpectralConv2D(
+            1,
+            3,
+            1,
+            spectral_norm=spectral_norm,
+            dtype="float32",
+            name="D_logit",
+        )
+
+    def build(self, input_shape):
+        if not self.built:
+            self.call(tf.zeros([1, 4, 4, input_shape[-1]], self.compute_dtype))
+
+    def call(self, x, training=None):
+        x = tf.cast(x, self.compute_dtype) * FEATURE_SCALE
+        x = tf.nn.leaky_relu(self.hidden(x, training=training), alpha=0.2)
+        return self.logit(x, training=training)  # [B, h, w, 1], float32
+
+    def compute_output_shape(self, input_shape):
+        return (*input_shape[:3], 1)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(channels=self.channels, spectral_norm=self.spectral_norm)
+        return config
+
+
+def build_feature_discriminator(channels=128, spectral_norm=True):
+    """Create a `FeatureDiscriminator` and its weights."""
+    discriminator = FeatureDiscriminator(
+        channels, spectral_norm, name="feature_discriminator"
+    )
+    discriminator(tf.zeros([1, 4, 4, FEATURE_CHANNELS]))
+    return discriminator
+
+
 def build_discriminator(channels=64, n_layers=3, spectral_norm=True):
     """Create a discriminator and its weights (a traced 8x8 forward pass)."""
     discriminator = Discriminator(

@@ -84,17 +84,18 @@ class VGGFeatures(keras.Model):
                 x = tf.nn.max_pool2d(x, 2, 2, "VALID")
         return x  # pre-ReLU block-4 features
 
-    def block_activations(self, x):
+    def block_activations(self, x, blocks=4):
         """Post-ReLU outputs of each block's last conv (the style taps).
 
         For "vgg16": relu1_2, relu2_2, relu3_3, relu4_3; for "vgg19":
         relu1_2, relu2_2, relu3_4, relu4_4. Input as `call`; outputs
         `[B, H, W, 64]`, `[B, H/2, W/2, 128]`, `[B, H/4, W/4, 256]`,
-        `[B, H/8, W/8, 512]` (floor division: VALID 2x2 max pools).
+        `[B, H/8, W/8, 512]` (floor division: VALID 2x2 max pools), the
+        first `blocks` of them (later blocks are not computed).
         """
         x = self.preprocess(x)
         taps, k = [], 0
-        for b, (_, n) in enumerate(_BLOCKS[self.arch]):
+        for b, (_, n) in enumerate(_BLOCKS[self.arch][:blocks]):
             if b:
                 x = tf.nn.max_pool2d(x, 2, 2, "VALID")
             for _ in range(n):

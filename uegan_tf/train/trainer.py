@@ -33,8 +33,10 @@ from uegan_tf.data.pipeline import verify_shards
 from uegan_tf.data.prepare import read_manifest
 from uegan_tf.fileutil import write_text_atomic
 from uegan_tf.models import build_discriminator
+from uegan_tf.models import build_feature_discriminator
 from uegan_tf.models import build_generator
 from uegan_tf.models import build_vgg_features
+from uegan_tf.models.discriminator import FEATURE_BLOCKS
 from uegan_tf.precision import cpu_has_bf16
 from uegan_tf.train import summaries
 from uegan_tf.train.workdir import CHECKPOINT_DIR
@@ -181,6 +183,7 @@ class Trainer:
             "unet",
             "upsample",
             "g_width",
+            "d_arch",
             "d_channels",
             "d_layers",
             "spectral_norm",
@@ -208,9 +211,14 @@ class Trainer:
                 self.generator = build_generator(
                     unet=m.unet, upsample=m.upsample, width=m.g_width
                 )
-                self.discriminator = build_discriminator(
-                    m.d_channels, m.d_layers, m.spectral_norm
-                )
+                if m.d_arch == "vgg":  # a head on self.vgg's features
+                    self.discriminator = build_feature_discriminator(
+                        2 * m.d_channels, m.spectral_norm
+                    )
+                else:
+                    self.discriminator = build_discriminator(
+                        m.d_channels, m.d_layers, m.spectral_norm
+                    )
                 weights = None if m.vgg_weights == "none" else m.vgg_weights
                 self.vgg = build_vgg_features(m.vgg_arch, weights)
 
@@ -379,8 +387,14 @@ class Trainer:
             "loss/init/total": loss,
         }
 
-    def _d_view(self, images):
-        return discriminator_view(images, self.cfg.model.d_input)
+    def _d(self, images, training):
+        """D's logits of `images` `[B, H, W, 3]` in [-1, 1]: of what it
+        sees of them (`--d_input`), through the frozen VGG's block-3
+        features first under `--d_arch=vgg`."""
+        x = discriminator_view(images, self.cfg.model.d_input)
+        if self.cfg.model.d_arch == "vgg":
+            x = self.vgg.block_activations(x, FEATURE_BLOCKS)[-1]
+        return self.discriminator(x, training=training)
 
     def _gan_step(self, batch):
         """One D update, then one G update against the updated D."""
@@ -390,7 +404,6 @@ class Trainer:
         smooth_gray = batch["anime_smooth_gray"]  # gray(s)
         w = self.cfg.loss
         g, d = self.generator, self.discriminator
-        view = self._d_view  # what D sees: RGB, or luma (--d_input)
         avg = self._average
 
         with tf.GradientTape() as g_tape:
@@ -400,13 +413,13 @@ class Trainer:
             #    pass over the four inputs (layer norm is per sample).
             with g_tape.stop_recording():
                 with tf.GradientTape() as d_tape:
-                    logits = d(
+                    logits = self._d(
                         tf.concat(
                             [
-                                view(anime),
-                                view(tf.stop_gradient(fake)),
-                                view(anime_gray),
-                                view(smooth_gray),
+                                anime,
+                                tf.stop_gradient(fake),
+                                anime_gray,
+                                smooth_gray,
                             ],
                             axis=0,
                         ),
@@ -435,7 +448,7 @@ class Trainer:
             fake_features = self.vgg(fake)
             terms = {
                 "adv": losses.lsgan_generator_loss(
-                    d(view(fake), training=False)
+                    self._d(fake, training=False)
                 ),
                 "content": losses.content_loss(photo_features, fake_features),
                 "style": losses.style_loss(gray_features, fake_features),
