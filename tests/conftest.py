@@ -88,6 +88,41 @@ def artifacts_dir():
     return path
 
 
+def start(argv, **kwargs):
+    """Start `argv` in the background, output captured as text.
+
+    For independent subprocesses of one test: start them all, then
+    `finish` each, so that their TensorFlow imports (~5 s each) overlap
+    instead of adding up. `kwargs` go to `subprocess.Popen` (cwd, env).
+    """
+    import subprocess
+
+    return subprocess.Popen(
+        argv,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        **kwargs,
+    )
+
+
+def finish(proc, timeout):
+    """Wait for a `start`ed process: a `subprocess.CompletedProcess`.
+
+    Killed (and `subprocess.TimeoutExpired` raised) after `timeout`
+    seconds, as `subprocess.run` does.
+    """
+    import subprocess
+
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.communicate()
+        raise
+    return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
+
+
 def peak_rss_of(script, timeout):
     """Run a Python snippet in a fresh interpreter (this repo importable).
 

@@ -3,7 +3,6 @@
 import json
 import os
 import pathlib
-import subprocess
 import sys
 
 import cv2
@@ -11,7 +10,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 from conftest import REPO
+from conftest import finish
 from conftest import shared_path
+from conftest import start
 from PIL import Image
 
 from uegan_tf.config import DataConfig
@@ -299,21 +300,16 @@ def test_missing_or_empty_folders_are_clear_errors(tmp_path):
 def test_tool_exit_codes_and_one_line_errors(tmp_path):
     photo, style = write_image_folders(tmp_path, 2, 2, size=(64, 64))
     tool = [sys.executable, str(REPO / "tools" / "make_tfrecords.py")]
-    bad = subprocess.run(
+    # The two runs at once (independent: their own output folders).
+    bad = start(
         tool
         + [
             f"--photo_dir={tmp_path}/missing",
             f"--style_dir={style}",
-            f"--out_dir={tmp_path}/out",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
+            f"--out_dir={tmp_path}/bad_out",
+        ]
     )
-    assert bad.returncode == 2
-    assert "error: photo folder not found" in bad.stderr
-    assert "Traceback" not in bad.stderr
-    good = subprocess.run(
+    good = start(
         tool
         + [
             f"--photo_dir={photo}",
@@ -322,11 +318,13 @@ def test_tool_exit_codes_and_one_line_errors(tmp_path):
             "--size=32",
             "--shards=2",
             "--min_side=16",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
+        ]
     )
+    bad, good = finish(bad, timeout=120), finish(good, timeout=120)
+    assert bad.returncode == 2
+    assert "error: photo folder not found" in bad.stderr
+    assert "Traceback" not in bad.stderr
+    assert not (tmp_path / "bad_out").exists()
     assert good.returncode == 0, good.stderr
     assert "wrote 2 photos (2 shards) and 2 style images" in good.stdout
     manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())

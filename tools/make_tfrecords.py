@@ -17,12 +17,9 @@ import sys
 import _bootstrap  # noqa: F401
 from absl import app
 
+from uegan_tf import flags as uflags
 from uegan_tf.quiet import define_verbose_flag
 from uegan_tf.quiet import quiet_tensorflow
-
-# Before uegan_tf.flags, which imports TensorFlow (via data.prepare).
-quiet_tensorflow()  # reads --verbose from sys.argv
-from uegan_tf import flags as uflags  # noqa: E402
 
 
 def main(argv):
@@ -49,6 +46,9 @@ def main(argv):
 
 
 if __name__ == "__main__":
+    # Here, not at import: the spawned workers of prepare_dataset import
+    # this file again (as __mp_main__) and must not import TensorFlow.
+    quiet_tensorflow()  # reads --verbose from sys.argv
     uflags.define_prepare_flags()
     define_verbose_flag()
     app.run(lambda argv: sys.exit(main(argv)))
