@@ -7,6 +7,7 @@
 - Garbage collection runs less often (see below).
 """
 
+import gc
 import os
 import pathlib
 
@@ -152,15 +153,12 @@ def peak_rss_of(script, timeout):
     return res, int(res.stdout.strip().splitlines()[-1]) * 1024
 
 
-
 # Fewer garbage-collector passes. Tracing tf.functions and building Keras
 # models allocate millions of small objects, and the default thresholds
 # (700, 10, 10) then run full collections over a heap that grows with every
 # module-scoped model: measured 34 s of 276 s in test_trainer + test_export.
 # Objects alive after collection are frozen out of the scans; cyclic garbage
 # waits longer (24 GB here). Test process only: the library keeps defaults.
-import gc  # noqa: E402
-
 gc.set_threshold(100_000, 50, 100)
 
 

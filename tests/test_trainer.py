@@ -108,12 +108,10 @@ def trained(tmp_path_factory, records):
         converted.append(len(metrics))
         return original(metrics)
 
-    trainer_lib.metrics_to_host = counting
-    try:
+    with pytest.MonkeyPatch.context() as patch:  # module scope
+        patch.setattr(trainer_lib, "metrics_to_host", counting)
         trainer = Trainer(cfg, **_quiet())
         result = trainer.train()
-    finally:
-        trainer_lib.metrics_to_host = original
     return types.SimpleNamespace(
         workdir=w,
         cfg=cfg,
@@ -126,6 +124,7 @@ def trained(tmp_path_factory, records):
 
 
 def _ckpt_step(path):
+    """Step of a checkpoint file or folder: ckpt-N.index, ckpt-N_temp."""
     return int(path.name.split("-")[1].split(".")[0].split("_")[0])
 
 
@@ -705,11 +704,8 @@ def _wait_for(predicate, timeout=900, poll=0.5):
 
 def _latest_step(checkpoints):
     """Step of the newest checkpoint in a work dir's checkpoints/ (0: none)."""
-    steps = [
-        int(p.name.split("-")[1].split(".")[0])
-        for p in checkpoints.glob("ckpt-*.index")
-    ]
-    return max(steps, default=0)
+    indexes = checkpoints.glob("ckpt-*.index")
+    return max((_ckpt_step(p) for p in indexes), default=0)
 
 
 def _last_logged_step(workdir):

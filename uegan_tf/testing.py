@@ -61,7 +61,7 @@ def write_fake_records(
 
 
 # Tiny networks for plumbing tests: generator width 4 (32 is the
-# reference), discriminator 8 base channels (64), random VGG16 weights.
+# reference) and discriminator 8 base channels (64).
 TINY_MODEL = {"g_width": 4, "d_channels": 8}
 
 
