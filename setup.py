@@ -61,6 +61,9 @@ setup(
         "dev": [
             "apache-beam>=2.60",
             "pytest",
+            # The suite runs on 2 processes, one test module each (the
+            # module-scoped models and trained work dirs are built once).
+            "pytest-xdist",
             "scikit-image",
             "ai-edge-litert",
             "tf2onnx",

@@ -220,15 +220,24 @@ def test_session_loader_runs_warmup_requests(saved_model):
 
 
 def test_export_is_atomic(generator, tmp_path, monkeypatch):
-    def broken(path, logs):
-        raise OSError("disk full")
+    """A write that fails half-way leaves no version folder and no temp.
 
-    from uegan_tf.export import serving
+    The archive is replaced by one that writes part of a file and fails (a
+    full disk): what `write_saved_model` must clean up. Tracing the real
+    one would only cost time.
+    """
+    from uegan_tf.export import savedmodel
 
-    monkeypatch.setattr(serving, "write_warmup_requests", broken)
+    class HalfWritten:
+        def write_out(self, path, **kwargs):
+            (pathlib.Path(path) / "saved_model.pb").write_bytes(b"\x08")
+            raise OSError("disk full")
+
+    monkeypatch.setattr(
+        savedmodel, "build_export_archive", lambda *a: HalfWritten()
+    )
     with pytest.raises(OSError, match="disk full"):
         uexport.write_saved_model(generator, tmp_path, version=3)
-    # No version folder and no temporary leftovers.
     assert list((tmp_path / "uegan").iterdir()) == []
 
 
@@ -415,21 +424,38 @@ def test_onnx_psnr_2048(onnx_model, generator):
 # ---------------------------------------------------------------------------
 
 
-def test_export_generator_report(generator, tmp_path):
+# The int8 converter calibrates through the deprecated tf.lite.Interpreter.
+@pytest.mark.filterwarnings("ignore:.*tf.lite.Interpreter is deprecated")
+def test_export_generator_report_without_scikit_image(
+    generator, tmp_path, monkeypatch
+):
+    """The README's export (float32 and int8, no --representative_dir) on
+    a plain `.[export]` install, and its report.
+
+    scikit-image is only in the `dev` extra: calibration and checks must
+    use the bundled photos. A small size and 2 calibration images keep the
+    full-integer conversion fast.
+    """
+    pytest.importorskip("ai_edge_litert")
+    # `import skimage` (and `from skimage import data`) now raises.
+    monkeypatch.setitem(sys.modules, "skimage", None)
+    monkeypatch.setitem(sys.modules, "skimage.data", None)
+    logs = []
     options = uexport.ExportOptions(
         out_dir=str(tmp_path),
         name="demo",
         formats=("tflite",),
-        quantize=("none",),
+        quantize=("none", "int8"),
         fixed_size=(62, 70),
+        calibration_steps=2,
         num_eval_images=2,
     )
-    report = uexport.export_generator(generator, options, log=print)
+    report = uexport.export_generator(generator, options, log=logs.append)
     assert report["version"] == 1
     assert (tmp_path / "demo" / "1" / "saved_model.pb").exists()
     saved_json = json.loads((tmp_path / "demo_v1_report.json").read_text())
     assert saved_json["models"] == report["models"]
-    saved, tflite = report["models"]
+    saved, tflite, int8 = report["models"]
     assert saved["format"] == "saved_model" and saved["psnr_db"] == "inf"
     assert tflite["path"] == str(tmp_path / "demo_v1_float32.tflite")
     assert (
@@ -444,47 +470,21 @@ def test_export_generator_report(generator, tmp_path):
         assert "Conv2D" in tflite["fallback"]
     else:
         assert tflite["input_shape"] == [1, -1, -1, 3]
+    # int8 on 2 views of the bundled photos, checked on 2 real photos: a
+    # finite PSNR, not a skipped check.
+    calibration = "int8 calibration on 2 views of the bundled"
+    assert any(calibration in m for m in logs), logs
+    assert (int8["format"], int8["quantize"]) == ("tflite", "int8")
+    assert int8["input_shape"] == tflite["input_shape"]
+    assert report["eval_images"] == 2
+    assert isinstance(int8["psnr_db"], float) and int8["psnr_db"] > 10
     # Only the version folder and the named files; no temporaries.
     assert sorted(p.name for p in tmp_path.iterdir()) == [
         "demo",
         "demo_v1_float32.tflite",
+        "demo_v1_int8.tflite",
         "demo_v1_report.json",
     ]
-
-
-# The int8 converter calibrates through the deprecated tf.lite.Interpreter.
-@pytest.mark.filterwarnings("ignore:.*tf.lite.Interpreter is deprecated")
-def test_export_int8_without_scikit_image(generator, tmp_path, monkeypatch):
-    """The README's export (int8, no --representative_dir) on `.[export]`.
-
-    scikit-image is only in the `dev` extra: calibration and checks must
-    use the bundled photos. Tiny size and 2 calibration images keep the
-    full-integer conversion fast.
-    """
-    pytest.importorskip("ai_edge_litert")
-    # `import skimage` (and `from skimage import data`) now raises.
-    monkeypatch.setitem(sys.modules, "skimage", None)
-    monkeypatch.setitem(sys.modules, "skimage.data", None)
-    logs = []
-    options = uexport.ExportOptions(
-        out_dir=str(tmp_path),
-        name="plain",
-        formats=("tflite",),
-        quantize=("int8",),
-        size=(32, 32),
-        calibration_steps=2,
-        num_eval_images=2,
-        warmup=False,
-    )
-    report = uexport.export_generator(generator, options, log=logs.append)
-    calibration = "int8 calibration on 2 views of the bundled"
-    assert any(calibration in m for m in logs)
-    int8 = report["models"][-1]
-    assert (int8["format"], int8["quantize"]) == ("tflite", "int8")
-    assert (tmp_path / "plain_v1_int8.tflite").stat().st_size > 0
-    # Checked on 2 real photos: a finite PSNR, not a skipped check.
-    assert report["eval_images"] == 2
-    assert isinstance(int8["psnr_db"], float) and int8["psnr_db"] > 10
 
 
 def test_options_validate():

@@ -80,3 +80,27 @@ def test_one_format_table():
         assert callable(fmt.write_models) and callable(fmt.runner)
     with pytest.raises(ValueError, match="format must be in"):
         ExportOptions(out_dir="/tmp/x", formats=("coreml",)).validate()
+
+
+def _readme_two_commands():
+    """The two commands of the README's "Two commands" block."""
+    with open(os.path.join(REPO, "README.md"), encoding="utf-8") as f:
+        text = f.read()
+    block = text.split("## Two commands", 1)[1].split("```bash", 1)[1]
+    block = block.split("```", 1)[0]
+    return [
+        line.strip()
+        for line in block.splitlines()
+        if line.strip() and not line.strip().startswith("#")
+    ]
+
+
+def test_ci_runs_exactly_the_readme_test_command():
+    install, tests = _readme_two_commands()
+    assert install == (
+        "pip install . && uegan stylize --examples --out_dir=stylized"
+    )
+    assert tests.startswith('pip install ".[dev]" && python -m pytest')
+    with open(os.path.join(REPO, ".ci", "run"), encoding="utf-8") as f:
+        commands = [line.strip() for line in f if "pytest" in line]
+    assert commands == [tests]

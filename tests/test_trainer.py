@@ -350,18 +350,6 @@ def _resumed_with_nan_photos(tmp_path, trained, **overrides):
     return trainer
 
 
-def test_nan_loss_stops_with_step_and_term(tmp_path, trained):
-    trainer = _resumed_with_nan_photos(tmp_path, trained)
-    good = trainer.manager.latest_checkpoint
-    assert good.endswith("ckpt-4")
-    with pytest.raises(
-        TrainingDivergedError,
-        match=r"loss/g/\w+ became nan at step 5 \(gan phase\)",
-    ):
-        trainer.train()
-    assert trainer.manager.latest_checkpoint == good
-
-
 def test_metrics_reach_the_host_only_at_log_steps(trained):
     """No per-step host sync: metrics are converted every log_every steps.
 
@@ -393,6 +381,8 @@ def test_nan_between_log_steps_is_caught_at_the_next_check(tmp_path, trained):
         sample_every=4,
     )
     good = trainer.manager.latest_checkpoint
+    assert good.endswith("ckpt-4")
+    # The step and the loss term that went NaN, not the step it was seen.
     with pytest.raises(
         TrainingDivergedError,
         match=r"loss/g/\w+ became nan at step 5 \(gan phase\)",
@@ -419,27 +409,19 @@ def test_discriminator_view_luma_by_hand():
 
 
 def test_luma_discriminator_needs_no_gray_term(tmp_path, records):
+    # A luma D sees no colour, so the gray term (anime in luma as fake)
+    # would teach it the opposite of the real term: refused unless 0.
+    # Trained with it in test_feature_discriminator_gan_step.
     with pytest.raises(ValueError, match="--d_gray_weight=0"):
         tiny_train_config(tmp_path / "w", records, model={"d_input": "luma"})
-    cfg = tiny_train_config(
-        tmp_path / "w",
-        records,
-        model={"d_input": "luma"},
-        loss={"d_gray": 0.0},
-        epochs=1,
-        init_epochs=0,
-    )
-    result = Trainer(cfg, **_quiet()).train()
-    # The gray term is weighted 0 but still measured; every loss is finite.
-    assert all(np.isfinite(v) for v in result["metrics"].values())
-    assert "loss/d/gray" in result["metrics"]
 
 
 def test_feature_discriminator_gan_step(tmp_path, records):
     """`--d_arch=vgg`: D is a head on the frozen VGG's block-3 features.
 
-    A GAN step trains the head (every variable moves) and leaves the VGG
-    untouched; the checkpoint holds the head, not the VGG.
+    A GAN step on the luma view (gray term 0) trains the head (every
+    variable moves) and leaves the VGG untouched; the checkpoint holds the
+    head, not the VGG.
     """
     cfg = tiny_train_config(
         tmp_path / "w",
@@ -456,7 +438,9 @@ def test_feature_discriminator_gan_step(tmp_path, records):
     d0 = _weights(trainer.discriminator)
     result = trainer.train()
     assert result["step"] == 1
+    # The gray term is weighted 0 but still measured; every loss is finite.
     assert all(np.isfinite(v) for v in result["metrics"].values())
+    assert "loss/d/gray" in result["metrics"]
     assert _changed(d0, trainer.discriminator) == len(d0) == 2
     for a, b in zip(vgg0, trainer.vgg.weights):
         np.testing.assert_array_equal(a, b.numpy())
@@ -602,21 +586,27 @@ def _train_cmd(records, workdir, *extra):
 
 
 def test_smoke_config_end_to_end(tmp_path, records):
+    """The training binary on configs/smoke.flags, quiet, in a subprocess.
+
+    Init steps only (`--epochs=1` of 2 steps): the GAN phase runs through
+    the same `Trainer.train`, traced in-process by the `trained` fixture;
+    a second trace here would cost ~10 s.
+    """
     run = subprocess.run(
-        _train_cmd(records, tmp_path / "smoke"),
+        _train_cmd(records, tmp_path / "smoke", "--epochs=1"),
         cwd=REPO,
         capture_output=True,
         text=True,
         timeout=300,
     )
     assert run.returncode == 0, run.stderr[-2000:]
-    assert "done: step 4 (gan phase)" in run.stdout
+    assert "done: step 2 (init phase)" in run.stdout
     # TensorFlow's start-up lines are hidden (issue 17): no cuInit, oneDNN
     # or pre-absl-init notices.
     assert "cuInit" not in run.stderr and "oneDNN" not in run.stderr
     assert "absl::InitializeLog" not in run.stderr, run.stderr[:2000]
     w = tmp_path / "smoke"
-    assert (w / "checkpoints" / "ckpt-4.index").exists()
+    assert (w / "checkpoints" / "ckpt-2.index").exists()
     assert glob.glob(str(w / "tensorboard" / "events.out.tfevents.*"))
     assert (w / "flags.txt").exists() and (w / "config.json").exists()
     assert "--crop_size=32" in (w / "flags.txt").read_text()
