@@ -138,9 +138,16 @@ def main():
     p.add_argument("--sizes", default="1920x1080,4000x3000")
     p.add_argument("--budget", default="1.5G")
     p.add_argument("--untiled", action="store_true")
+    p.add_argument(
+        "--out",
+        default=None,
+        help="JSON output (default: bench/results/memory_MODE.json)",
+    )
     args = p.parse_args()
     rows = fit(args) if args.mode == "fit" else budget(args)
-    out = REPO / "bench" / "results" / f"memory_{args.mode}.json"
+    out = pathlib.Path(
+        args.out or REPO / "bench" / "results" / f"memory_{args.mode}.json"
+    )
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(rows, indent=1) + "\n")
     print(f"wrote {out}")

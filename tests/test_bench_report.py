@@ -1,0 +1,98 @@
+"""bench/run_all.py: one report from the bench scripts' tables."""
+
+import importlib.util
+import pathlib
+import subprocess
+import sys
+
+import pytest
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def run_all():
+    spec = importlib.util.spec_from_file_location(
+        "run_all", REPO / "bench" / "run_all.py"
+    )
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_every_listed_script_exists(run_all):
+    for script, _ in run_all.SCRIPTS.values():
+        assert (REPO / "bench" / script).is_file(), script
+
+
+def test_tables_are_runs_of_pipe_lines(run_all):
+    text = "loading\n| a | b |\n|---|---|\n| 1 | 2 |\nwrote x\n| c |\n"
+    assert run_all.markdown_tables(text) == [
+        "| a | b |\n|---|---|\n| 1 | 2 |",
+        "| c |",
+    ]
+    assert run_all.markdown_tables("no table\n") == []
+
+
+def test_extra_arguments_per_script(run_all):
+    extra = run_all.parse_extra(
+        ["inference:--sizes=256", "inference:--repeats=3"],
+        ["inference", "train"],
+    )
+    assert extra == {"inference": ["--sizes=256", "--repeats=3"], "train": []}
+    for bad in ("--sizes=256", "video:--x=1"):
+        with pytest.raises(ValueError, match="NAME:ARG"):
+            run_all.parse_extra([bad], ["inference", "train"])
+
+
+def test_report_has_machine_tables_and_failures(run_all):
+    machine = {
+        "cpu": "AMD EPYC",
+        "cpu_count": 2,
+        "date": "2026-12-03T19:00:00+00:00",
+        "native_bf16": False,
+        "load_average": [0.25, 0.5, 0.5],
+    }
+    runs = {
+        "inference": {
+            "command": "python bench/bench_inference.py --out=x.json",
+            "returncode": 0,
+            "seconds": 61.4,
+            "tables": ["| backend | ms |\n|---|---|\n| savedmodel | 609 |"],
+        },
+        "video": {
+            "command": "python bench/bench_video.py --out=y.json",
+            "returncode": 3,
+            "seconds": 2.0,
+            "tables": [],
+        },
+    }
+    text = run_all.report_markdown(machine, runs)
+    assert text.startswith(
+        "# Benchmarks: AMD EPYC, 2 cores, 2026-12-03T19:00:00+00:00\n"
+    )
+    assert "load average at the start: 0.25" in text
+    assert "## inference\n\n`python bench/bench_inference.py" in text
+    assert "(61 s)" in text and "| savedmodel | 609 |" in text
+    assert "## video" in text and "**failed** (exit 3)" in text
+    assert text.index("## inference") < text.index("## video")
+
+
+def test_unknown_script_is_one_line(tmp_path):
+    run = subprocess.run(
+        [
+            sys.executable,
+            str(REPO / "bench" / "run_all.py"),
+            "--only=nope",
+            f"--out_dir={tmp_path}",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert run.returncode == 1
+    assert run.stderr.strip().splitlines() == [
+        "unknown bench script(s): nope; known: train,pipeline,inference,"
+        "precision,memory,video,beam"
+    ]
+    assert list(tmp_path.iterdir()) == []
