@@ -42,13 +42,17 @@ SCRIPTS = {
     "beam": ("bench_beam.py", []),
 }
 
-_ONLY = flags.DEFINE_list("only", list(SCRIPTS), "Scripts to run, in order.")
-_EXTRA = flags.DEFINE_multi_string(
-    "extra", [], "NAME:ARG, an extra argument for one script (repeatable)."
-)
-_OUT_DIR = flags.DEFINE_string(
-    "out_dir", "bench/results/all", "Where the JSONs and all.md go."
-)
+
+def define_flags():
+    """This script's flags (defined when it runs, not when imported: the
+    tests import it into a process whose absl FLAGS has --out_dir)."""
+    flags.DEFINE_list("only", list(SCRIPTS), "Scripts to run, in order.")
+    flags.DEFINE_multi_string(
+        "extra", [], "NAME:ARG, an extra argument for one script (repeatable)."
+    )
+    flags.DEFINE_string(
+        "out_dir", "bench/results/all", "Where the JSONs and all.md go."
+    )
 
 
 def markdown_tables(text):
@@ -111,21 +115,21 @@ def parse_extra(items, names):
 
 def main(argv):
     del argv
-    unknown = [n for n in _ONLY.value if n not in SCRIPTS]
+    unknown = [n for n in flags.FLAGS.only if n not in SCRIPTS]
     if unknown:
         sys.exit(
             f"unknown bench script(s): {','.join(unknown)}; "
             f"known: {','.join(SCRIPTS)}"
         )
     try:
-        extra = parse_extra(_EXTRA.value, _ONLY.value)
+        extra = parse_extra(flags.FLAGS.extra, flags.FLAGS.only)
     except ValueError as e:
         sys.exit(str(e))
-    out_dir = pathlib.Path(_OUT_DIR.value)
+    out_dir = pathlib.Path(flags.FLAGS.out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     machine = benchlib.machine()
     runs, results = {}, {}
-    for name in _ONLY.value:
+    for name in flags.FLAGS.only:
         script, args = SCRIPTS[name]
         out = out_dir / f"{name}.json"
         cmd = [
@@ -165,4 +169,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
+    define_flags()
     app.run(main)

@@ -12,11 +12,17 @@ REPO = pathlib.Path(__file__).resolve().parents[1]
 
 @pytest.fixture(scope="module")
 def run_all():
+    from absl import flags
+
+    before = set(flags.FLAGS)
     spec = importlib.util.spec_from_file_location(
         "run_all", REPO / "bench" / "run_all.py"
     )
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
+    # Importing defines no flag: a test process may already have the same
+    # names (uegan_tf.flags defines --out_dir), which absl refuses.
+    assert set(flags.FLAGS) == before
     return module
 
 
