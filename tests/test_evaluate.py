@@ -386,3 +386,49 @@ def test_evaluate_rows_have_style_gain_on_real_images(tmp_path):
         assert rows[name]["ssim_y"] < 1.0
     header = (tmp_path / "out" / "results.md").read_text().splitlines()[0]
     assert "style_gain" in header and "kid_local" in header
+
+
+def test_command_flags_come_from_the_config(tmp_path, capsys):
+    """`python -m uegan_tf.eval.evaluate`, in-process: one flag per
+    `EvalConfig` setting, one-line errors, the table and files."""
+    from absl import flags
+
+    from uegan_tf.eval.evaluate import cli
+
+    for i in range(2):
+        save_rgb(tmp_path / "photos" / f"p{i}.png", synthetic_image(40, 48, i))
+    keras.utils.set_random_seed(0)
+    build_generator(unet=True, width=4).save(tmp_path / "tiny.keras")
+
+    def run(*args):
+        code = cli(["evaluate", *args], flags.FlagValues())
+        out, err = capsys.readouterr()
+        return code, out, err
+
+    code, out, _ = run("--help")
+    assert code == 0 and "--style_crops" in out and "--nobaselines" in out
+    code, _, err = run(f"--out={tmp_path / 'o'}")
+    assert (code, err) == (2, "error: --photos is required\n")
+    code, _, err = run("--photos=x", "--out=y", "--grid_size=0")
+    assert (code, err) == (2, "error: --grid_size must be >= 1, got 0\n")
+    code, _, err = run("--photos=x", "--out=y", "--features=fid")
+    assert code == 2 and err.startswith("error: ") and err.count("\n") == 1
+    code, _, err = run("--photos=x", "--out=y", "stray")
+    assert (code, err) == (2, "error: unexpected arguments: stray\n")
+    code, out, err = run(
+        f"--models=mine={tmp_path / 'tiny.keras'}",
+        f"--photos={tmp_path / 'photos'}",
+        f"--out={tmp_path / 'out'}",
+        "--features=none",
+        "--nobaselines",
+        "--grid_size=32",
+    )
+    assert code == 0, err
+    table = [line for line in out.splitlines() if line.startswith("|")]
+    assert [line.split("|")[1].strip() for line in table[2:]] == [
+        "input",
+        "mine",
+    ]
+    assert (tmp_path / "out" / "grid.png").exists()
+    saved = json.loads((tmp_path / "out" / "results.json").read_text())
+    assert [r["model"] for r in saved["rows"]] == ["input", "mine"]

@@ -30,8 +30,11 @@ import sys
 import time
 
 import numpy as np
-from absl import app
 from absl import flags
+
+from uegan_tf import flags as uflags
+from uegan_tf.config import parsed_setting
+from uegan_tf.config import setting
 
 INPUT_LABEL = "input"  # the reference row: photos as their own "output"
 METRICS = ("psnr_y", "ssim_y", "sobel_l1", "edge_f1", "delta_e")
@@ -45,43 +48,75 @@ METRIC_HELP = {
 }
 
 
+def _models_setting(text):
+    """`--models` text ("a,b=path") -> `(label, source)` pairs."""
+    return parse_models([text]) if text.strip() else ()
+
+
 @dataclasses.dataclass(frozen=True)
 class EvalConfig:
-    """Settings of one evaluation.
+    """Settings of one evaluation; each is also a flag of the command.
 
-    Attributes:
-        models: `(label, source)` pairs.
-        photos: folder of input photos.
-        out: output folder.
-        style_dir: style images for FID/KID (optional).
-        features: "auto" (Inception-v3 if its weights load, else the
-            offline VGG16), "inception", "vgg16" or "none".
-        inception_weights: "imagenet" or a local .h5 for Inception-v3.
-        vgg16_weights: path of the offline VGG16 .npz.
-        edge_tolerance: pixels of slack for edge F1.
-        grid_size: cell side of the comparison grid.
-        max_side: downscale photos whose long side exceeds this first.
-        input_row: add a first row, "input", for the photos unchanged: the
-            baseline of the style distances (FID/KID to the style images).
-        baselines: add the non-learned rows (`uegan_tf.eval.baselines`).
-        style_crops: windows per image for the style gain.
-        style_crop: window side for the style gain.
+    `models` holds `(label, source)` pairs (`parse_models`); a source is
+    anything `uegan stylize` accepts, `source@STEP` a work dir's checkpoint.
     """
 
-    models: tuple
-    photos: str
-    out: str
-    style_dir: str | None = None
-    features: str = "auto"
-    inception_weights: str = "imagenet"
-    vgg16_weights: str | None = None
-    edge_tolerance: int = 2
-    grid_size: int = 256
-    max_side: int = 1024
-    input_row: bool = True
-    baselines: bool = True
-    style_crops: int = 64
-    style_crop: int = 96
+    models: tuple = parsed_setting(
+        "",
+        _models_setting,
+        "Models, comma-separated: names or paths, optionally label=source "
+        "(none: only the input and baseline rows).",
+    )
+    photos: str = setting("", "Folder of input photos (required).")
+    out: str = setting("", "Output folder (required).")
+    style_dir: str | None = setting(
+        None, "Style images for the style gain and FID/KID."
+    )
+    features: str = setting(
+        "auto",
+        "FID/KID features: Inception-v3 if its weights load, else the "
+        "offline VGG16 (auto), or one of them, or none.",
+        choices=("auto", "inception", "vgg16", "none"),
+    )
+    inception_weights: str = setting(
+        "imagenet", "imagenet (download) or a local .h5 for Inception-v3."
+    )
+    vgg16_weights: str | None = setting(
+        None, "Offline VGG16 .npz (style gain; fallback FID features)."
+    )
+    edge_tolerance: int = setting(2, "Edge F1 tolerance (px).")
+    grid_size: int = setting(256, "Cell side of the comparison grid.")
+    max_side: int = setting(1024, "Downscale photos with a longer side.")
+    input_row: bool = setting(
+        True,
+        "Add an 'input' row: the photos unchanged (the baseline of "
+        "the style distances).",
+    )
+    baselines: bool = setting(
+        True, "Add the non-learned rows: cv2.stylization and a cartoonizer."
+    )
+    style_crops: int = setting(64, "Style-gain windows per image.")
+    style_crop: int = setting(96, "Style-gain window side (px).")
+    verbose: bool = setting(False, "Show TensorFlow's log.")
+
+    def validate(self):
+        """Returns self; raises ValueError naming the first bad setting."""
+        for name in ("photos", "out"):
+            if not getattr(self, name):
+                raise ValueError(f"--{name} is required")
+        for name in (
+            "edge_tolerance",
+            "grid_size",
+            "style_crops",
+            "style_crop",
+        ):
+            if getattr(self, name) < 1:
+                raise ValueError(
+                    f"--{name} must be >= 1, got {getattr(self, name)}"
+                )
+        if self.max_side < 0:
+            raise ValueError(f"--max_side must be >= 0, got {self.max_side}")
+        return self
 
 
 def parse_models(spec):
@@ -364,64 +399,39 @@ def markdown_table(summary):
     return "\n".join(lines + [""] + legend) + "\n"
 
 
-def define_flags():
-    flags.DEFINE_list(
-        "models", None, "Models: names or paths, optionally label=source."
-    )
-    flags.DEFINE_string("photos", None, "Folder of input photos.")
-    flags.DEFINE_string("out", None, "Output folder.")
-    flags.DEFINE_string("style_dir", None, "Style images for FID/KID.")
-    flags.DEFINE_enum(
-        "features",
-        "auto",
-        ["auto", "inception", "vgg16", "none"],
-        "FID/KID features.",
-    )
-    flags.DEFINE_string(
-        "inception_weights", "imagenet", "imagenet (download) or a local .h5."
-    )
-    flags.DEFINE_string(
-        "vgg16_weights", None, "Offline VGG16 .npz (fallback features)."
-    )
-    flags.DEFINE_integer("edge_tolerance", 2, "Edge F1 tolerance (px).")
-    flags.DEFINE_integer("grid_size", 256, "Grid cell side.")
-    flags.DEFINE_integer("max_side", 1024, "Downscale larger photos.")
-    flags.DEFINE_bool(
-        "input_row", True, "Add an 'input' row: the photos unchanged."
-    )
-    flags.DEFINE_bool(
-        "baselines",
-        True,
-        "Add the non-learned rows: cv2.stylization and a cartoonizer.",
-    )
-    flags.DEFINE_integer("style_crops", 64, "Style-gain windows per image.")
-    flags.DEFINE_integer("style_crop", 96, "Style-gain window side (px).")
+USAGE = """\
+  python -m uegan_tf.eval.evaluate --photos=DIR --out=DIR \\
+      [--models=a,b=runs/x@2000] [--style_dir=DIR --vgg16_weights=NPZ] \\
+      [--features=auto|inception|vgg16|none] [--nobaselines]"""
 
 
-def main(argv):
-    del argv
-    f = flags.FLAGS
-    if not f.models or not f.photos or not f.out:
-        print(
-            "error: --models, --photos and --out are required", file=sys.stderr
-        )
+def cli(argv=None, flag_values=None):
+    """`python -m uegan_tf.eval.evaluate`: flags from `EvalConfig`.
+
+    Args:
+        argv: the command line, program name first (default: sys.argv).
+        flag_values: the flag registry (default: absl's global one; tests
+            pass a fresh `flags.FlagValues()`).
+
+    Returns:
+        The exit code: 0 done, 2 bad flags or an unloadable model/folder.
+    """
+    from uegan_tf.quiet import quiet_tensorflow
+
+    argv = list(sys.argv if argv is None else argv)
+    if uflags.wants_help(argv):
+        print(uflags.command_help(EvalConfig, USAGE))
+        return 0
+    flag_values = flags.FLAGS if flag_values is None else flag_values
+    try:
+        rest = uflags.parse_command(EvalConfig, argv, flag_values)
+        if len(rest) > 1:
+            raise ValueError(f"unexpected arguments: {' '.join(rest[1:])}")
+        cfg = uflags.config_from_flags(EvalConfig, flag_values)
+    except ValueError as e:
+        print(f"error: {e}", file=sys.stderr)
         return 2
-    cfg = EvalConfig(
-        models=parse_models(f.models),
-        photos=f.photos,
-        out=f.out,
-        style_dir=f.style_dir,
-        features=f.features,
-        inception_weights=f.inception_weights,
-        vgg16_weights=f.vgg16_weights,
-        edge_tolerance=f.edge_tolerance,
-        grid_size=f.grid_size,
-        max_side=f.max_side,
-        input_row=f.input_row,
-        baselines=f.baselines,
-        style_crops=f.style_crops,
-        style_crop=f.style_crop,
-    )
+    quiet_tensorflow(cfg.verbose)
     from uegan_tf.inference.stylizer import ModelLoadError
 
     try:
@@ -438,10 +448,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    from uegan_tf.quiet import define_verbose_flag
-    from uegan_tf.quiet import quiet_tensorflow
-
-    define_flags()
-    define_verbose_flag()
-    quiet_tensorflow()  # reads --verbose from sys.argv
-    app.run(lambda argv: sys.exit(main(argv)))
+    sys.exit(cli())
