@@ -255,3 +255,18 @@ def parse_command(cls, argv, flag_values=FLAGS, known_only=False):
         return flag_values(list(argv), known_only=known_only)
     except flags.Error as e:
         raise ValueError(str(e).strip().splitlines()[0]) from None
+
+
+def parse_config(cls, argv, flag_values=FLAGS):
+    """The validated `cls` of a command that takes flags only.
+
+    `parse_command`, then `config_from_flags`; positional arguments are
+    refused.
+
+    Raises:
+        ValueError: one line naming the bad flag, value or argument.
+    """
+    rest = parse_command(cls, argv, flag_values)
+    if len(rest) > 1:
+        raise ValueError(f"unexpected arguments: {' '.join(rest[1:])}")
+    return config_from_flags(cls, flag_values)

@@ -73,10 +73,7 @@ def _parse(argv, flag_values):
     """
     from uegan_tf import flags as uflags
 
-    rest = uflags.parse_command(AppConfig, argv, flag_values)
-    if len(rest) > 1:
-        raise ValueError(f"unexpected arguments: {' '.join(rest[1:])}")
-    config = uflags.config_from_flags(AppConfig, flag_values)
+    config = uflags.parse_config(AppConfig, argv, flag_values)
     styles = parse_model_specs(config.models) if config.models else None
     return config, styles
 

@@ -424,10 +424,7 @@ def cli(argv=None, flag_values=None):
         return 0
     flag_values = flags.FLAGS if flag_values is None else flag_values
     try:
-        rest = uflags.parse_command(EvalConfig, argv, flag_values)
-        if len(rest) > 1:
-            raise ValueError(f"unexpected arguments: {' '.join(rest[1:])}")
-        cfg = uflags.config_from_flags(EvalConfig, flag_values)
+        cfg = uflags.parse_config(EvalConfig, argv, flag_values)
     except ValueError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
