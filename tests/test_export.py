@@ -476,6 +476,7 @@ def test_export_generator_report_without_scikit_image(
     assert any(calibration in m for m in logs), logs
     assert (int8["format"], int8["quantize"]) == ("tflite", "int8")
     assert int8["input_shape"] == tflite["input_shape"]
+    assert (tmp_path / "demo_v1_int8.tflite").stat().st_size > 0
     assert report["eval_images"] == 2
     assert isinstance(int8["psnr_db"], float) and int8["psnr_db"] > 10
     # Only the version folder and the named files; no temporaries.
