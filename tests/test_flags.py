@@ -1,6 +1,7 @@
 """Flags generated from the config dataclasses (one definition per setting)."""
 
 import dataclasses
+import re
 import subprocess
 import sys
 
@@ -302,3 +303,225 @@ def test_tuple_and_text_fields_of_any_config():
     assert uflags.config_from_flags(Tiny, fv) == Tiny(names=("a",), size=2048)
     fv(["tiny", "--names=b", "--names=c", "--size=1kb"])
     assert uflags.config_from_flags(Tiny, fv) == Tiny(("b", "c"), 1024)
+
+
+# -- The tools' settings: export_tflite, import_animeganv2, bundle_style,
+# inspect_tfrecords -----------------------------------------------------------
+
+# The flag names the tools had when each defined its flags by hand.
+TOOL_FLAGS = {
+    config.ExportConfig: {
+        "checkpoint",
+        "step",
+        "out_dir",
+        "name",
+        "version",
+        "quantize",
+        "format",
+        "size",
+        "fixed_size",
+        "representative_dir",
+        "val_dir",
+        "calibration_steps",
+        "num_eval_images",
+        "precision",
+        "warmup",
+        "verbose",
+    },
+    config.ImportConfig: {
+        "source",
+        "download",
+        "cache_dir",
+        "name",
+        "out",
+        "upsample",
+        "unet",
+        "overwrite",
+        "verbose",
+    },
+    config.BundleConfig: {
+        "workdir",
+        "step",
+        "name",
+        "description",
+        "licence",
+        "verbose",
+    },
+    config.InspectConfig: {"sheet", "num", "verbose"},
+}
+
+
+@pytest.mark.parametrize("cls", list(TOOL_FLAGS), ids=lambda c: c.__name__)
+def test_tool_flags_are_generated_from_their_settings(cls):
+    fv = flags.FlagValues()
+    uflags.define_config_flags(cls, fv)
+    assert set(fv) == TOOL_FLAGS[cls]
+    helps = uflags.command_help(cls, "usage").splitlines()
+    for _, field in uflags._leaf_fields(cls):
+        if field.metadata.get("argument"):
+            assert field.name not in fv
+            continue
+        name = field.metadata.get("flag") or field.name
+        flag = fv[name]
+        choices = field.metadata.get("choices")
+        prefix = f"<{'|'.join(choices)}>: " if choices else ""
+        assert flag.help == prefix + field.metadata["help"]
+        if "parse" in field.metadata:  # the default as written ("256x256")
+            assert flag.default == field.metadata["text"]
+        else:
+            assert flag.default == field.default
+        # `--help` lists it once, with the first words of its help.
+        lines = [
+            line
+            for line in helps
+            if line.startswith((f"  --{name}: ", f"  --[no]{name}: "))
+        ]
+        assert len(lines) == 1, name
+        assert field.metadata["help"].split()[0] in lines[0]
+
+
+def _export_config(*args):
+    """The `ExportConfig` of `tools/export_tflite.py --checkpoint=g.keras
+    --out_dir=o ARGS...`."""
+    fv = flags.FlagValues()
+    argv = ["export", "--checkpoint=g.keras", "--out_dir=o", *args]
+    uflags.parse_command(config.ExportConfig, argv, fv)
+    return uflags.config_from_flags(config.ExportConfig, fv)
+
+
+def test_export_flags_reach_the_options():
+    cfg = _export_config(
+        "--quantize=all",
+        "--format=tflite,onnx",
+        "--size=64x48",
+        "--fixed_size=96",
+        "--name=anime",
+        "--version=3",
+        "--step=1800",
+        "--representative_dir=r",
+        "--val_dir=v",
+        "--calibration_steps=8",
+        "--num_eval_images=0",
+        "--nowarmup",
+        "--verbose",
+    )
+    assert cfg == config.ExportConfig(
+        checkpoint="g.keras",
+        step=1800,
+        verbose=True,
+        options=config.ExportOptions(
+            out_dir="o",
+            name="anime",
+            version=3,
+            formats=("tflite", "onnx"),
+            quantize=("none", "fp16", "dynamic", "int8"),
+            size=(64, 48),
+            fixed_size=(96, 96),
+            representative_dir="r",
+            val_dir="v",
+            calibration_steps=8,
+            num_eval_images=0,
+            warmup=False,
+        ),
+    )
+    assert cfg.options.tflite_fixed_size == (64, 48)
+    # --format=savedmodel: no conversion (every export writes the
+    # SavedModel); comma lists ignore case and blanks.
+    assert _export_config("--format=savedmodel").options.formats == ()
+    assert _export_config("--quantize=none, FP16").options.quantize == (
+        "none",
+        "fp16",
+    )
+    # A dynamic fixed size is the default one.
+    assert _export_config("--fixed_size=dynamic").options.fixed_size == (
+        256,
+        256,
+    )
+    bf16 = _export_config("--precision=bf16", "--format=savedmodel")
+    assert bf16.precision == "bf16" and bf16.options.formats == ()
+
+
+def test_export_flag_defaults():
+    cfg = _export_config()
+    # The library's own `ExportOptions(out_dir=...)` is the flags' default.
+    assert cfg == config.ExportConfig(
+        checkpoint="g.keras", options=config.ExportOptions(out_dir="o")
+    )
+    o = cfg.options
+    assert (o.name, o.version, o.formats, o.quantize) == (
+        "uegan",
+        None,
+        ("tflite",),
+        ("none",),
+    )
+    assert (o.size, o.fixed_size, o.tflite_fixed_size) == (
+        None,
+        (256, 256),
+        (256, 256),
+    )
+    assert (o.representative_dir, o.val_dir) == (None, None)
+    assert (o.calibration_steps, o.num_eval_images) == (100, 8)
+    assert (o.warmup, o.num_threads) == (True, 2)
+    assert (cfg.step, cfg.precision, cfg.verbose) == (None, "fp32", False)
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--size=64by48"], "--size: expected HxW or 'dynamic', got '64by48'"),
+        (["--size=64x2"], "--size: sides must be >= 4, got 64x2"),
+        (["--fixed_size=1x2x3"], "--fixed_size: expected HxW or 'dynamic'"),
+        (["--quantize=int4"], "quantize must be in ('none', 'fp16'"),
+        (["--format=coreml"], "format must be in ('tflite', 'onnx')"),
+        (["--precision=bf16"], "--precision=bf16 exports the SavedModel only"),
+        (["--name=a/b"], "bad model name 'a/b'"),
+    ],
+)
+def test_export_flag_errors_name_the_setting(args, message):
+    with pytest.raises(ValueError) as e:
+        _export_config(*args)
+    assert str(e.value).startswith(message) and "\n" not in str(e.value)
+
+
+def test_export_flags_are_the_documented_ones():
+    """export/README.md's command lists every flag of the tool."""
+    text = (REPO / "export" / "README.md").read_text()
+    block = text.split("## 1. Export", 1)[1].split("```sh", 1)[1]
+    block = block.split("```", 1)[0]
+    fv = flags.FlagValues()
+    uflags.define_config_flags(config.ExportConfig, fv)
+    documented = set()
+    for name in re.findall(r"--(\w+)", block):
+        if name not in fv and name.startswith("no"):
+            name = name[2:]  # --nowarmup
+        documented.add(name)
+    assert documented == set(fv)
+
+
+def test_other_tool_configs():
+    fv = flags.FlagValues()
+    argv = ["import", "--source=a.pt", "--upsample=half_pixel", "--unet"]
+    cfg = uflags.parse_config(config.ImportConfig, argv, fv)
+    assert cfg == config.ImportConfig(
+        source="a.pt", upsample="half_pixel", unet=True
+    )
+    assert cfg.cache_dir == "~/.uegan/downloads"
+    for argv in (["import"], ["import", "--source=a", "--download=Hayao"]):
+        with pytest.raises(ValueError, match="^give exactly one of --source"):
+            uflags.parse_config(config.ImportConfig, argv, flags.FlagValues())
+    fv = flags.FlagValues()
+    argv = ["bundle", "--workdir=runs/x", "--name=mine", "--step=20"]
+    assert uflags.parse_config(config.BundleConfig, argv, fv) == (
+        config.BundleConfig(workdir="runs/x", name="mine", step=20)
+    )
+    with pytest.raises(ValueError, match="^--workdir and --name are required"):
+        uflags.parse_config(
+            config.BundleConfig, ["bundle", "--name=x"], flags.FlagValues()
+        )
+    fv = flags.FlagValues()
+    rest = uflags.parse_command(config.InspectConfig, ["i", "d", "--num=2"], fv)
+    assert uflags.config_from_flags(
+        config.InspectConfig, fv, records=rest[1]
+    ) == config.InspectConfig(records="d", num=2)
+    with pytest.raises(ValueError, match="^--num must be >= 1, got 0"):
+        config.InspectConfig(records="d", num=0).validate()

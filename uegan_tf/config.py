@@ -14,6 +14,7 @@ start TensorFlow.
 
 import dataclasses
 import json
+import os
 import re
 
 from uegan_tf.precision import INFERENCE_PRECISIONS
@@ -663,3 +664,288 @@ class AppConfig:
 
         share = (self.max_memory - MEMORY_BASE_BYTES) / self.concurrency
         return int(MEMORY_BASE_BYTES + max(share, 0))
+
+
+# -- Export (`tools/export_tflite.py`, the `uegan_tf/export/` library) -------
+
+# TFLite quantization modes (`--quantize`; "all" selects every one).
+QUANTIZATIONS = ("none", "fp16", "dynamic", "int8")
+# Image sides are at least this (the generator downsamples twice by 2).
+SIZE_MULTIPLE = 4
+DEFAULT_FIXED_SIZE = (256, 256)
+
+
+def parse_hw(text):
+    """Parse "HxW" (or "N" for NxN) into `(H, W)`; "dynamic" gives None.
+
+    Raises:
+        ValueError: anything else, or a side below 4.
+    """
+    text = str(text).strip().lower()
+    if text in ("dynamic", "none", ""):
+        return None
+    parts = text.split("x")
+    try:
+        if len(parts) == 1:
+            size = (int(parts[0]), int(parts[0]))
+        elif len(parts) == 2:
+            size = (int(parts[0]), int(parts[1]))
+        else:
+            raise ValueError
+    except ValueError:
+        raise ValueError(f"expected HxW or 'dynamic', got {text!r}") from None
+    if min(size) < SIZE_MULTIPLE:
+        raise ValueError(f"sides must be >= {SIZE_MULTIPLE}, got {text}")
+    return size
+
+
+def parse_fixed_hw(text):
+    """`parse_hw`, with "dynamic" meaning `DEFAULT_FIXED_SIZE`."""
+    return parse_hw(text) or DEFAULT_FIXED_SIZE
+
+
+def _names(text):
+    """ "a, B,,c" -> ("a", "b", "c")."""
+    return tuple(
+        name.strip().lower() for name in str(text).split(",") if name.strip()
+    )
+
+
+def parse_quantize(text):
+    """ "none,fp16" -> ("none", "fp16"); "all" -> `QUANTIZATIONS`."""
+    modes = _names(text)
+    return QUANTIZATIONS if modes == ("all",) else modes
+
+
+def parse_formats(text):
+    """ "tflite,onnx" -> ("tflite", "onnx"); "savedmodel" -> () (the
+    SavedModel only, which every export writes)."""
+    formats = _names(text)
+    return () if formats == ("savedmodel",) else formats
+
+
+@dataclasses.dataclass(frozen=True)
+class ExportOptions:
+    """What `uegan_tf.export.export_generator` writes.
+
+    The SavedModel goes to `<out_dir>/<name>/<version>/`, the other files
+    next to `<out_dir>/<name>/` as `<name>_v<version>_<label>.<ext>`.
+    `formats` are keys of `uegan_tf.export.formats.FORMATS` (empty: the
+    SavedModel only), `quantize` a subset of `QUANTIZATIONS`, `size` the
+    TFLite input `(H, W)` or None for a dynamic size, `fixed_size` the
+    `(H, W)` of the `serve_tflite` signature when `size` is None and of the
+    int8 calibration crops. Each field but `num_threads` (TFLite / ONNX
+    Runtime threads in the checks) is a flag of `tools/export_tflite.py`.
+    """
+
+    out_dir: str = setting("", "Export base folder (required).")
+    name: str = setting(
+        "uegan",
+        "Model name: OUT/<name>/<version>/ (the TF Serving model name).",
+    )
+    version: int | None = setting(
+        None,
+        "Integer version (default: one more than the largest existing "
+        "version, or 1).",
+    )
+    formats: tuple = parsed_setting(
+        "tflite",
+        parse_formats,
+        "What to convert the SavedModel to: tflite, onnx (comma-separated), "
+        "or savedmodel for the SavedModel only.",
+        flag="format",
+    )
+    quantize: tuple = parsed_setting(
+        "none",
+        parse_quantize,
+        "TFLite modes, comma-separated: none (float32), fp16 (float16 "
+        "weights), dynamic (int8 weights), int8 (full integer, calibrated), "
+        "or all.",
+    )
+    size: tuple | None = parsed_setting(
+        "dynamic",
+        parse_hw,
+        "TFLite input size: HxW, or dynamic (any size, with a fallback to "
+        "--fixed_size where the converter cannot).",
+    )
+    fixed_size: tuple = parsed_setting(
+        "256x256",
+        parse_fixed_hw,
+        "With --size=dynamic: the size of the fixed-size signature "
+        "(fallback), of the int8 calibration crops and of the check images.",
+    )
+    representative_dir: str | None = setting(
+        None,
+        "Photos for int8 calibration (default: the bundled example photos).",
+    )
+    val_dir: str | None = setting(
+        None,
+        "Photos for the PSNR checks (default: --representative_dir, else "
+        "the bundled example photos).",
+    )
+    calibration_steps: int = setting(
+        100, "At most this many calibration photos."
+    )
+    num_eval_images: int = setting(
+        8, "At most this many check photos (0: no checks)."
+    )
+    warmup: bool = setting(
+        True, "Write TF Serving warmup requests into <version>/assets.extra/."
+    )
+    num_threads: int = 2
+
+    def validate(self):
+        """Returns self; raises `ValueError` naming the first bad value."""
+        from uegan_tf.fileutil import output_dir_problem
+
+        if not self.out_dir:
+            raise ValueError("--out_dir is required")
+        problem = output_dir_problem(self.out_dir)
+        if problem:
+            raise ValueError(f"--out_dir: {problem}")
+        if not self.name or "/" in self.name or self.name.startswith("."):
+            raise ValueError(f"bad model name {self.name!r}")
+        if self.version is not None and self.version < 0:
+            raise ValueError(f"version must be >= 0, got {self.version}")
+        # The format table imports the converters (TensorFlow).
+        from uegan_tf.export.formats import FORMATS
+
+        for f in self.formats:
+            if f not in FORMATS:
+                names = tuple(FORMATS)
+                raise ValueError(f"format must be in {names}, got {f!r}")
+        for q in self.quantize:
+            if q not in QUANTIZATIONS:
+                raise ValueError(
+                    f"quantize must be in {QUANTIZATIONS}, got {q!r}"
+                )
+        for side in (self.size or ()) + tuple(self.fixed_size):
+            if side < SIZE_MULTIPLE:
+                raise ValueError(
+                    f"image sides must be >= {SIZE_MULTIPLE}, got {side}"
+                )
+        if self.calibration_steps < 1:
+            raise ValueError("calibration_steps must be >= 1")
+        if self.num_eval_images < 0:
+            raise ValueError("num_eval_images must be >= 0")
+        return self
+
+    @property
+    def tflite_fixed_size(self):
+        """The `(H, W)` of the fixed-size TFLite signature."""
+        return tuple(self.size or self.fixed_size)
+
+
+@dataclasses.dataclass(frozen=True)
+class ExportConfig:
+    """`tools/export_tflite.py`: which generator, and what to write."""
+
+    checkpoint: str = setting(
+        "",
+        "Generator source (required): .keras file, training work dir, style "
+        "name or official TF1 checkpoint folder.",
+    )
+    step: int | None = setting(
+        None, "With a work dir: the checkpoint step (default: latest)."
+    )
+    precision: str = setting(
+        "fp32",
+        "Precision of the exported SavedModel's generator (bf16: SavedModel "
+        "only, --format=savedmodel).",
+        choices=INFERENCE_PRECISIONS,
+    )
+    verbose: bool = setting(False, "Show TensorFlow's start-up log.")
+    options: ExportOptions = section(ExportOptions)
+
+    def validate(self):
+        """Returns self; raises `ValueError` naming the first bad value."""
+        if not self.checkpoint:
+            raise ValueError("--checkpoint is required")
+        self.options.validate()
+        if self.precision == "bf16" and self.options.formats:
+            raise ValueError(
+                "--precision=bf16 exports the SavedModel only; add "
+                "--format=savedmodel (TFLite and ONNX quantize on their own: "
+                "--quantize=fp16,int8)"
+            )
+        return self
+
+
+# -- The other tools (`tools/import_animeganv2.py`, `bundle_style.py`,
+# `inspect_tfrecords.py`) ---------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class ImportConfig:
+    """`tools/import_animeganv2.py`: released weights -> a style or file."""
+
+    source: str | None = setting(
+        None, "Official checkpoint folder/prefix or PyTorch .pt/.pth file."
+    )
+    download: str | None = setting(
+        None,
+        "Hayao | Shinkai | Paprika | paprika | face_paint_512_v1 | "
+        "face_paint_512_v2 | celeba_distill (needs internet).",
+    )
+    cache_dir: str = setting(
+        os.path.join("~", ".uegan", "downloads"), "Where downloads go."
+    )
+    name: str | None = setting(None, "Style name (default: from the source).")
+    out: str | None = setting(
+        None, "Write a .keras file instead of registering a style."
+    )
+    upsample: str = setting(
+        "align_corners",
+        "PyTorch sources: the port's resize mode.",
+        choices=("align_corners", "half_pixel"),
+    )
+    unet: bool = setting(False, "Build the UE generator (zero skips).")
+    overwrite: bool = setting(False, "Replace an existing style/file.")
+    verbose: bool = setting(False, "Show TensorFlow's start-up log.")
+
+    def validate(self):
+        """Returns self; raises `ValueError` naming the bad setting."""
+        if bool(self.source) == bool(self.download):
+            raise ValueError("give exactly one of --source and --download")
+        return self
+
+
+@dataclasses.dataclass(frozen=True)
+class BundleConfig:
+    """`tools/bundle_style.py`: a work dir's generator as a package style."""
+
+    workdir: str | None = setting(None, "Training work dir (required).")
+    step: int | None = setting(None, "Checkpoint step (default: latest).")
+    name: str | None = setting(None, "Style name (required).")
+    description: str = setting("", "One line for `uegan list-styles`.")
+    licence: str = setting("", "Licence note for style.json.")
+    verbose: bool = setting(False, "Show TensorFlow's start-up log.")
+
+    def validate(self):
+        """Returns self; raises `ValueError` naming the bad setting."""
+        if not self.workdir or not self.name:
+            raise ValueError("--workdir and --name are required")
+        return self
+
+
+@dataclasses.dataclass(frozen=True)
+class InspectConfig:
+    """`tools/inspect_tfrecords.py DIR`: describe a records folder."""
+
+    records: str = argument("", "Records folder (tools/make_tfrecords.py).")
+    sheet: str | None = setting(
+        None, "Contact sheet PNG (default: DIR/contact_sheet.png)."
+    )
+    num: int = setting(6, "Examples per row.")
+    verbose: bool = setting(False, "Show TensorFlow's start-up log.")
+
+    def validate(self):
+        """Returns self; raises `ValueError` naming the bad setting."""
+        if not self.records:
+            raise ValueError(
+                "give the records folder (python tools/inspect_tfrecords.py "
+                "DIR)"
+            )
+        if self.num < 1:
+            raise ValueError(f"--num must be >= 1, got {self.num}")
+        return self

@@ -40,8 +40,9 @@ def _leaf_fields(cls):
     for field in dataclasses.fields(cls):
         if field.metadata.get("section"):
             for leaf in dataclasses.fields(field.default_factory):
-                yield field.name, leaf
-        elif "help" in field.metadata:  # a plain field is no setting
+                if "help" in leaf.metadata:  # a plain field is no setting
+                    yield field.name, leaf
+        elif "help" in field.metadata:
             yield None, field
 
 
