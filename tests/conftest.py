@@ -63,6 +63,39 @@ def parse_train_args(*args):
     return uflags.train_config_from_flags(fv)
 
 
+_TOOLS = {}
+
+
+def load_tool(name):
+    """`tools/<name>.py` as a module, to call its `cli` in-process.
+
+    Importing a tool defines no flag: `cli(argv, flags.FlagValues())`
+    parses into a registry of its own. Loaded once per test process.
+    """
+    import importlib.util
+    import sys
+
+    if name not in _TOOLS:
+        tools = str(REPO / "tools")
+        if tools not in sys.path:  # the tools import their `_bootstrap`
+            sys.path.append(tools)
+        spec = importlib.util.spec_from_file_location(
+            f"tools_{name}", REPO / "tools" / f"{name}.py"
+        )
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        _TOOLS[name] = module
+    return _TOOLS[name]
+
+
+def run_tool(capsys, name, *args):
+    """`python tools/<name>.py ARGS...` in-process: (exit code, stdout,
+    stderr)."""
+    code = load_tool(name).cli([f"{name}.py", *args], flags.FlagValues())
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
 def shared_path(*parts):
     """Path under ../shared, or skip the test saying what is missing."""
     path = SHARED.joinpath(*parts)

@@ -21,6 +21,7 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from conftest import run_tool
 
 from uegan_tf import export as uexport
 from uegan_tf.export.signatures import FLOAT_INPUT
@@ -497,51 +498,96 @@ def test_options_validate():
         uexport.ExportOptions(out_dir="x", name="a/b").validate()
 
 
-def test_tool_bad_checkpoint_exits_2(tmp_path):
-    result = subprocess.run(
-        [
-            sys.executable,
-            str(REPO / "tools" / "export_tflite.py"),
-            f"--checkpoint={tmp_path / 'nothing_here'}",
-            f"--out_dir={tmp_path / 'out'}",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env=_env(),
+def test_tool_bad_checkpoint_exits_2(tmp_path, capsys):
+    code, _, err = run_tool(
+        capsys,
+        "export_tflite",
+        f"--checkpoint={tmp_path / 'nothing_here'}",
+        f"--out_dir={tmp_path / 'out'}",
     )
-    assert result.returncode == 2
-    errors = [
-        line for line in result.stderr.splitlines() if line.startswith("error:")
-    ]
-    assert len(errors) == 1 and "nothing_here" in errors[0]
+    assert code == 2
+    assert (
+        err == f"error: {tmp_path / 'nothing_here'}: no such file or folder\n"
+    )
+    assert not (tmp_path / "out").exists()
+
+
+def test_tool_existing_version_exits_2(tmp_path, capsys):
+    weights = tmp_path / "tiny.keras"
+    build_generator(unet=False, width=4).save(weights)
+    (tmp_path / "out" / "uegan" / "1").mkdir(parents=True)
+    code, out, err = run_tool(
+        capsys,
+        "export_tflite",
+        f"--checkpoint={weights}",
+        f"--out_dir={tmp_path / 'out'}",
+        "--version=1",
+        "--format=savedmodel",
+        "--num_eval_images=0",
+    )
+    assert code == 2
+    assert out.startswith(f"loaded keras {weights} (fp32)\n")
+    assert err == f"error: {tmp_path / 'out' / 'uegan' / '1'} already exists\n"
+    assert [p.name for p in (tmp_path / "out" / "uegan").iterdir()] == ["1"]
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--size=64by48"], "--size: expected HxW or 'dynamic', got '64by48'"),
+        (["--fixed_size=2x64"], "--fixed_size: sides must be >= 4, got 2x64"),
+        (
+            ["--quantize=none,int4"],
+            "quantize must be in ('none', 'fp16', 'dynamic', 'int8'), "
+            "got 'int4'",
+        ),
+        (
+            ["--format=tflite,savedmodel"],
+            "format must be in ('tflite', 'onnx'), got 'savedmodel'",
+        ),
+        (
+            ["--precision=fp16"],
+            "flag --precision=fp16: value should be one of <fp32|bf16>",
+        ),
+        (["--version=-1"], "version must be >= 0, got -1"),
+        (["--calibration_steps=0"], "calibration_steps must be >= 1"),
+        (["--nope"], "Unknown command line flag 'nope'"),
+        (["photo.jpg"], "unexpected arguments: photo.jpg"),
+        (["--checkpoint="], "--checkpoint is required"),
+        (["--out_dir="], "--out_dir is required"),
+    ],
+)
+def test_tool_bad_flags_are_one_line_exit_2(tmp_path, capsys, args, message):
+    """Refused before a model is loaded (the checkpoint does not exist)."""
+    code, out, err = run_tool(
+        capsys,
+        "export_tflite",
+        f"--checkpoint={tmp_path / 'g.keras'}",
+        f"--out_dir={tmp_path / 'out'}",
+        *args,
+    )
+    assert (code, out, err) == (2, "", f"error: {message}\n")
     assert not (tmp_path / "out").exists()
 
 
 @pytest.mark.slow
-def test_tool_end_to_end(generator, tmp_path):
+def test_tool_end_to_end(generator, tmp_path, capsys):
     weights = tmp_path / "generator.keras"
     generator.save(weights)
     out = tmp_path / "out"
-    result = subprocess.run(
-        [
-            sys.executable,
-            str(REPO / "tools" / "export_tflite.py"),
-            f"--checkpoint={weights}",
-            f"--out_dir={out}",
-            "--quantize=all",
-            "--format=tflite,onnx",
-            "--fixed_size=96x128",
-            "--num_eval_images=3",
-            "--calibration_steps=8",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=1800,
-        env=_env(),
+    code, stdout, err = run_tool(
+        capsys,
+        "export_tflite",
+        f"--checkpoint={weights}",
+        f"--out_dir={out}",
+        "--quantize=all",
+        "--format=tflite,onnx",
+        "--fixed_size=96x128",
+        "--num_eval_images=3",
+        "--calibration_steps=8",
     )
-    assert result.returncode == 0, result.stderr[-3000:]
-    assert "| tflite | int8 |" in result.stdout
+    assert code == 0, err[-3000:]
+    assert "| tflite | int8 |" in stdout
     report = json.loads((out / "uegan_v1_report.json").read_text())
     models = {(m["format"], m["quantize"]): m for m in report["models"]}
     assert set(models) == {
@@ -559,21 +605,15 @@ def test_tool_end_to_end(generator, tmp_path):
     assert models[("onnx", "none")]["psnr_db"] >= 45
     assert (out / "uegan" / "1" / uexport.WARMUP_FILE).exists()
     # A second run gets the next version.
-    again = subprocess.run(
-        [
-            sys.executable,
-            str(REPO / "tools" / "export_tflite.py"),
-            f"--checkpoint={weights}",
-            f"--out_dir={out}",
-            "--format=savedmodel",
-            "--num_eval_images=0",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=900,
-        env=_env(),
+    code, _, err = run_tool(
+        capsys,
+        "export_tflite",
+        f"--checkpoint={weights}",
+        f"--out_dir={out}",
+        "--format=savedmodel",
+        "--num_eval_images=0",
     )
-    assert again.returncode == 0, again.stderr[-3000:]
+    assert code == 0, err[-3000:]
     assert sorted(p.name for p in (out / "uegan").iterdir()) == ["1", "2"]
 
 
