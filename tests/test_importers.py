@@ -306,57 +306,78 @@ def test_reads_a_real_torch_save_file(tmp_path, state_dict):
         np.testing.assert_array_equal(read[k], v)
 
 
-def test_import_tool_registers_a_style(tmp_path, state_dict, monkeypatch):
-    import subprocess
-    import sys
+def test_import_tool_registers_a_style(
+    tmp_path, state_dict, monkeypatch, capsys
+):
+    from conftest import run_tool
 
-    from conftest import REPO
-    from conftest import finish
-    from conftest import start
+    from uegan_tf import cli
 
+    monkeypatch.setenv("UEGAN_HOME", str(tmp_path / "home"))
     path = _write_torch_zip(tmp_path / "face.pt", state_dict)
-    env = dict(__import__("os").environ, UEGAN_HOME=str(tmp_path / "home"))
-    # The failing run is independent of the others: it runs meanwhile.
-    bad = start(
-        [
-            sys.executable,
-            str(REPO / "tools" / "import_animeganv2.py"),
-            f"--source={tmp_path}/missing.pt",
-        ],
-        env=env,
+    code, out, err = run_tool(
+        capsys, "import_animeganv2", f"--source={path}", "--name=face"
     )
-    run = subprocess.run(
-        [
-            sys.executable,
-            str(REPO / "tools" / "import_animeganv2.py"),
-            f"--source={path}",
-            "--name=face",
-        ],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=300,
+    assert code == 0, err[-1500:]
+    folder = tmp_path / "home" / "styles" / "face"
+    assert out == (
+        f"converted {path} -> {folder} (upsample=align_corners, "
+        "norm_epsilon=1e-05, unet=False)\n"
     )
-    assert run.returncode == 0, run.stderr[-1500:]
-    assert "upsample=align_corners" in run.stdout
-    listing = subprocess.run(
-        [sys.executable, "-m", "uegan_tf.cli", "list-styles"],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=120,
-        cwd=REPO,
-    )
-    assert listing.returncode == 0
+    assert cli.main(["uegan", "list-styles"]) == 0
     face = [
-        line for line in listing.stdout.splitlines() if line.startswith("face ")
+        line
+        for line in capsys.readouterr().out.splitlines()
+        if line.startswith("face ")
     ]
     assert face and "converted" in face[0] and "user" in face[0]
-    monkeypatch.setenv("UEGAN_HOME", str(tmp_path / "home"))
     g, info = load_generator("face")
     assert g.upsample == "align_corners" and g.norm_epsilon == 1e-5
-    bad = finish(bad, timeout=300)
-    assert bad.returncode == 2 and "error: no such file" in bad.stderr
+    # The same name again needs --overwrite; --out writes a file instead.
+    code, _, err = run_tool(capsys, "import_animeganv2", f"--source={path}")
+    assert code == 2 and err.startswith("error: ") and "face" in err
+    assert len(err.splitlines()) == 1
+    code, out, _ = run_tool(
+        capsys,
+        "import_animeganv2",
+        f"--source={path}",
+        f"--out={tmp_path / 'unet.keras'}",
+        "--unet",
+        "--upsample=half_pixel",
+    )
+    assert code == 0
+    assert out.endswith(
+        "(upsample=half_pixel, norm_epsilon=1e-05, unet=True)\n"
+    )
+    assert (tmp_path / "unet.keras").stat().st_size > 0
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--source=MISSING"], "no such file: MISSING"),
+        ([], "give exactly one of --source and --download"),
+        (
+            ["--source=x.pt", "--download=Hayao"],
+            "give exactly one of --source and --download",
+        ),
+        (
+            ["--source=x.pt", "--upsample=tf1"],
+            "flag --upsample=tf1: value should be one of "
+            "<align_corners|half_pixel>",
+        ),
+        (["--source=x.pt", "extra"], "unexpected arguments: extra"),
+    ],
+)
+def test_import_tool_errors_are_one_line_exit_2(
+    tmp_path, capsys, args, message
+):
+    from conftest import run_tool
+
+    args = [a.replace("MISSING", str(tmp_path / "missing.pt")) for a in args]
+    message = message.replace("MISSING", str(tmp_path / "missing.pt"))
+    code, out, err = run_tool(capsys, "import_animeganv2", *args)
+    assert (code, out, err) == (2, "", f"error: {message}\n")
 
 
 def test_official_checkpoint_through_the_stylize_path(tmp_path):

@@ -17,6 +17,9 @@ model, so `uegan stylize --style=NAME` needs no extra flags. By default the
 style is registered in $UEGAN_HOME/styles (see `uegan list-styles`);
 --out=FILE.keras writes a file instead. --unet builds the UE generator with
 zero skip weights (the same function), a starting point for fine-tuning.
+
+The flags are generated from `uegan_tf.config.ImportConfig` (one
+definition per setting); `--help` lists them without starting TensorFlow.
 """
 
 import os
@@ -24,86 +27,60 @@ import pathlib
 import sys
 
 import _bootstrap  # noqa: F401
-from absl import app
 from absl import flags
 
-from uegan_tf.quiet import define_verbose_flag
-from uegan_tf.quiet import quiet_tensorflow
+from uegan_tf import flags as uflags
+from uegan_tf.config import ImportConfig
 
-define_verbose_flag()
+USAGE = """\
+  python tools/import_animeganv2.py --source=CHECKPOINT_OR_PT [--name=NAME]
+  python tools/import_animeganv2.py --download=Hayao     # needs internet
 
-flags.DEFINE_string(
-    "source",
-    None,
-    "Official checkpoint folder/prefix or PyTorch .pt/.pth file.",
-)
-flags.DEFINE_string(
-    "download",
-    None,
-    "Hayao | Shinkai | Paprika | paprika "
-    "| face_paint_512_v1 | face_paint_512_v2 | "
-    "celeba_distill (needs internet).",
-)
-flags.DEFINE_string(
-    "cache_dir", os.path.join("~", ".uegan", "downloads"), "Where downloads go."
-)
-flags.DEFINE_string("name", None, "Style name (default: from the source).")
-flags.DEFINE_string(
-    "out", None, "Write a .keras file instead of registering a style."
-)
-flags.DEFINE_enum(
-    "upsample",
-    "align_corners",
-    ["align_corners", "half_pixel"],
-    "PyTorch sources: the port's resize mode.",
-)
-flags.DEFINE_bool("unet", False, "Build the UE generator (zero skips).")
-flags.DEFINE_bool("overwrite", False, "Replace an existing style/file.")
-FLAGS = flags.FLAGS
+Convert released AnimeGANv2 weights (official TF1 checkpoint or PyTorch
+port state dict) into a uegan style, or a .keras file with --out."""
 
 
-def main(argv):
-    quiet_tensorflow(flags.FLAGS.verbose)
-    del argv
+def _style_name(path):
+    """ "generator_Hayao_weight" -> "hayao"; "face_paint_512_v2.pt" ->
+    "face_paint_512_v2"."""
+    stem = path.stem.replace("generator_", "").replace("_weight", "")
+    return stem.lower().split("-")[0]
+
+
+def convert(cfg):
+    """Convert the weights of `cfg` and register (or write) the generator.
+
+    Returns:
+        The exit code: 0 done, 2 missing or unreadable weights, an existing
+        style or file, no connection (one `error:` line on stderr).
+    """
     from uegan_tf import importers
     from uegan_tf import registry
 
-    if bool(FLAGS.source) == bool(FLAGS.download):
-        print(
-            "error: give exactly one of --source and --download",
-            file=sys.stderr,
-        )
-        return 2
     try:
-        if FLAGS.download:
+        if cfg.download:
             kind, path = importers.download_weights(
-                FLAGS.download, os.path.expanduser(FLAGS.cache_dir)
+                cfg.download, os.path.expanduser(cfg.cache_dir)
             )
-            name = FLAGS.name or FLAGS.download.lower()
+            name = cfg.name or cfg.download.lower()
         else:
-            path = pathlib.Path(FLAGS.source)
+            path = pathlib.Path(cfg.source)
             kind = "pytorch" if path.suffix in (".pt", ".pth") else "tf1"
-            name = (
-                FLAGS.name
-                or path.stem.replace("generator_", "")
-                .replace("_weight", "")
-                .lower()
-                .split("-")[0]
-            )
+            name = cfg.name or _style_name(path)
         if kind == "tf1":
             generator = importers.convert_official_weights(
-                str(path), unet=FLAGS.unet
+                str(path), unet=cfg.unet
             )
             source_desc = "official AnimeGANv2 TF1 checkpoint"
         else:
             sd = importers.read_pytorch_checkpoint(str(path))
             generator = importers.convert_pytorch_weights(
-                sd, upsample=FLAGS.upsample, unet=FLAGS.unet
+                sd, upsample=cfg.upsample, unet=cfg.unet
             )
-            source_desc = f"animegan2-pytorch state dict ({FLAGS.upsample})"
-        if FLAGS.out:
-            out = pathlib.Path(FLAGS.out)
-            if out.exists() and not FLAGS.overwrite:
+            source_desc = f"animegan2-pytorch state dict ({cfg.upsample})"
+        if cfg.out:
+            out = pathlib.Path(cfg.out)
+            if out.exists() and not cfg.overwrite:
                 raise FileExistsError(f"{out} exists (--overwrite)")
             out.parent.mkdir(parents=True, exist_ok=True)
             generator.save(out)
@@ -115,7 +92,7 @@ def main(argv):
                 "converted",
                 description=f"{source_desc}: {pathlib.Path(path).name}",
                 source=str(path),
-                overwrite=FLAGS.overwrite,
+                overwrite=cfg.overwrite,
                 extra={
                     "upsample": generator.upsample,
                     "norm_epsilon": generator.norm_epsilon,
@@ -137,5 +114,31 @@ def main(argv):
     return 0
 
 
+def cli(argv=None, flag_values=None):
+    """`python tools/import_animeganv2.py`: flags from `ImportConfig`.
+
+    Args:
+        argv: the command line, program name first (default: sys.argv).
+        flag_values: the flag registry (default: a fresh one).
+
+    Returns:
+        The exit code: 0 done, 2 bad flags or a failed import.
+    """
+    from uegan_tf.quiet import quiet_tensorflow
+
+    argv = list(sys.argv if argv is None else argv)
+    if uflags.wants_help(argv):
+        print(uflags.command_help(ImportConfig, USAGE))
+        return 0
+    flag_values = flags.FlagValues() if flag_values is None else flag_values
+    try:
+        cfg = uflags.parse_config(ImportConfig, argv, flag_values)
+    except ValueError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    quiet_tensorflow(cfg.verbose)
+    return convert(cfg)
+
+
 if __name__ == "__main__":
-    app.run(lambda argv: sys.exit(main(argv)))
+    sys.exit(cli())
