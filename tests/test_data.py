@@ -434,6 +434,63 @@ def test_inspect_counts_and_contact_sheet(tmp_path):
     assert sheet.shape == (4 * 36 + 4, 3 * 36 + 4, 3)
 
 
+def test_inspect_tool(tmp_path, capsys):
+    from conftest import run_tool
+
+    records = write_fake_records(tmp_path, n_photo=3, n_style=2, size=40)
+    capsys.readouterr()  # the preparation's progress bars
+    code, out, err = run_tool(capsys, "inspect_tfrecords", str(records))
+    assert (code, err) == (0, "")
+    photo, style, last = out.splitlines()
+    assert photo.startswith("photo: 3 records in 1 shards, H 40-40, W 53-53")
+    assert style.startswith("style: 2 records in 1 shards, H 40-40, W 53-53")
+    assert photo.endswith("(uint8)") and style.endswith("(uint8)")
+    sheet = records / "contact_sheet.png"
+    assert last == (
+        f"contact sheet (rows: photo, style, style gray, smoothed gray): "
+        f"{sheet}"
+    )
+    # 4 rows x (at most --num=6) columns of 128 px, 4 px gaps.
+    assert load_rgb(sheet).shape == (4 * 132 + 4, 3 * 132 + 4, 3)
+    code, out, _ = run_tool(
+        capsys,
+        "inspect_tfrecords",
+        str(records),
+        "--num=2",
+        f"--sheet={tmp_path / 'two.png'}",
+    )
+    assert code == 0 and out.endswith(f"{tmp_path / 'two.png'}\n")
+    assert load_rgb(tmp_path / "two.png").shape == (4 * 132 + 4, 2 * 132 + 4, 3)
+    # A count that differs from manifest.json: reported, exit 1.
+    manifest = json.loads((records / "manifest.json").read_text())
+    manifest["photo"]["count"] = 4
+    (records / "manifest.json").write_text(json.dumps(manifest))
+    code, out, _ = run_tool(capsys, "inspect_tfrecords", str(records))
+    assert code == 1
+    assert out.splitlines()[0].endswith("(uint8)  MISMATCH: manifest says 4")
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        ([], "give the records folder (python tools/inspect_tfrecords.py DIR)"),
+        (["a", "b"], "unexpected arguments: b"),
+        (["a", "--num=0"], "--num must be >= 1, got 0"),
+        (["a", "--num=six"], "flag --num=six: invalid literal for int()"),
+        (["MISSING"], "MISSING/manifest.json not found: prepare the data"),
+    ],
+)
+def test_inspect_tool_errors_exit_2(tmp_path, capsys, args, message):
+    from conftest import run_tool
+
+    args = [a.replace("MISSING", str(tmp_path / "nope")) for a in args]
+    message = message.replace("MISSING", str(tmp_path / "nope"))
+    code, out, err = run_tool(capsys, "inspect_tfrecords", *args)
+    assert code == 2 and out == ""
+    (line,) = err.splitlines()
+    assert line.startswith(f"error: {message}")
+
+
 def test_validation_images(tmp_path):
     folder = tmp_path / "val"
     save_rgb(folder / "a.png", synthetic_image(50, 70, 1))

@@ -5,38 +5,40 @@
 
 Prints record counts (checked against manifest.json), image sizes and pixel
 value ranges per kind, and writes a PNG with rows photo / style / style
-grayscale / edge-smoothed grayscale.
+grayscale / edge-smoothed grayscale. Exit codes: 0 fine, 1 damaged
+records or counts that do not match the manifest, 2 no such folder or bad
+flags. The flags are generated from `uegan_tf.config.InspectConfig`.
 """
 
 import sys
 
 import _bootstrap  # noqa: F401
-from absl import app
 from absl import flags
 
-from uegan_tf.quiet import define_verbose_flag
-from uegan_tf.quiet import quiet_tensorflow
+from uegan_tf import flags as uflags
+from uegan_tf.config import InspectConfig
 
-define_verbose_flag()
+USAGE = """\
+  python tools/inspect_tfrecords.py DIR [--sheet=DIR/contact_sheet.png] \\
+      [--num=6]
 
-flags.DEFINE_string(
-    "sheet", None, "Contact sheet PNG (default: DIR/contact_sheet.png)."
-)
-flags.DEFINE_integer("num", 6, "Examples per row.")
-FLAGS = flags.FLAGS
+Describe a records folder written by tools/make_tfrecords.py and draw a
+contact sheet."""
 
 
-def main(argv):
-    quiet_tensorflow(flags.FLAGS.verbose)
-    if len(argv) != 2:
-        print("usage: python tools/inspect_tfrecords.py DIR", file=sys.stderr)
-        return 2
+def describe(cfg):
+    """Print the summary of `cfg.records` and write its contact sheet.
+
+    Returns:
+        The exit code: 0 fine, 1 damaged records or a count that differs
+        from the manifest, 2 no such folder.
+    """
     from uegan_tf.data.inspect import contact_sheet
     from uegan_tf.data.inspect import summarize
     from uegan_tf.data.pipeline import CorruptRecordsError
     from uegan_tf.image_io import save_rgb
 
-    records = argv[1]
+    records = cfg.records
     try:
         info = summarize(records)
     except CorruptRecordsError as e:
@@ -60,8 +62,8 @@ def main(argv):
             f"W {d['width'][0]}-{d['width'][1]}, "
             f"pixels {d['min']}-{d['max']} (uint8){match}"
         )
-    sheet = FLAGS.sheet or f"{records}/contact_sheet.png"
-    save_rgb(sheet, contact_sheet(records, FLAGS.num))
+    sheet = cfg.sheet or f"{records}/contact_sheet.png"
+    save_rgb(sheet, contact_sheet(records, cfg.num))
     print(
         f"contact sheet (rows: photo, style, style gray, smoothed gray): "
         f"{sheet}"
@@ -69,5 +71,37 @@ def main(argv):
     return 0 if ok else 1
 
 
+def cli(argv=None, flag_values=None):
+    """`python tools/inspect_tfrecords.py DIR`: flags from `InspectConfig`.
+
+    Args:
+        argv: the command line, program name first (default: sys.argv).
+        flag_values: the flag registry (default: a fresh one).
+
+    Returns:
+        The exit code (see `describe`; 2 also for bad flags).
+    """
+    from uegan_tf.quiet import quiet_tensorflow
+
+    argv = list(sys.argv if argv is None else argv)
+    if uflags.wants_help(argv):
+        print(uflags.command_help(InspectConfig, USAGE))
+        return 0
+    flag_values = flags.FlagValues() if flag_values is None else flag_values
+    try:
+        rest = uflags.parse_command(InspectConfig, argv, flag_values)
+        if len(rest) > 2:
+            raise ValueError(f"unexpected arguments: {' '.join(rest[2:])}")
+        records = rest[1] if len(rest) > 1 else ""
+        cfg = uflags.config_from_flags(
+            InspectConfig, flag_values, records=records
+        )
+    except ValueError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    quiet_tensorflow(cfg.verbose)
+    return describe(cfg)
+
+
 if __name__ == "__main__":
-    app.run(lambda argv: sys.exit(main(argv)))
+    sys.exit(cli())
