@@ -5,7 +5,8 @@
 
 Writes `uegan_tf/styles/<name>/generator.keras` and `style.json` (the model
 card, `MODEL_CARD.md`, is written by hand next to them). The generator is
-restored from the work dir's checkpoint of that step.
+restored from the work dir's checkpoint of that step. The flags are
+generated from `uegan_tf.config.BundleConfig` (one definition per setting).
 """
 
 import json
@@ -13,59 +14,83 @@ import pathlib
 import sys
 
 import _bootstrap  # noqa: F401
-from absl import app
 from absl import flags
 
-from uegan_tf.quiet import define_verbose_flag
-from uegan_tf.quiet import quiet_tensorflow
+from uegan_tf import flags as uflags
+from uegan_tf.config import BundleConfig
 
-define_verbose_flag()
+USAGE = """\
+  python tools/bundle_style.py --workdir=runs/demo_ue [--step=2000] \\
+      --name=painted [--description="..."] [--licence="..."]
 
-flags.DEFINE_string("workdir", None, "Training work dir.")
-flags.DEFINE_integer("step", None, "Checkpoint step (default: latest).")
-flags.DEFINE_string("name", None, "Style name.")
-flags.DEFINE_string("description", "", "One line for `uegan list-styles`.")
-flags.DEFINE_string("licence", "", "Licence note for style.json.")
-FLAGS = flags.FLAGS
+Bundle a trained generator as a package style (maintainers' tool): writes
+uegan_tf/styles/<name>/generator.keras and style.json."""
 
 
-def main(argv):
-    quiet_tensorflow(flags.FLAGS.verbose)
-    del argv
+def bundle(cfg):
+    """Write the generator of `cfg`'s work dir as a bundled style.
+
+    Returns:
+        The exit code: 0 done, 2 no such work dir or checkpoint, or a
+        damaged one (one `error:` line on stderr).
+    """
     from uegan_tf import registry
     from uegan_tf.fileutil import write_text_atomic
     from uegan_tf.train.workdir import load_generator_from_workdir
 
-    if not FLAGS.workdir or not FLAGS.name:
-        print("error: --workdir and --name are required", file=sys.stderr)
-        return 2
     try:
-        generator, info = load_generator_from_workdir(FLAGS.workdir, FLAGS.step)
-    except FileNotFoundError as e:
+        generator, info = load_generator_from_workdir(cfg.workdir, cfg.step)
+    except (FileNotFoundError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    folder = registry.BUNDLED_DIR / FLAGS.name
+    folder = registry.BUNDLED_DIR / cfg.name
     folder.mkdir(parents=True, exist_ok=True)
     generator.save(folder / registry.GENERATOR_FILE)
     meta = {
         "kind": "bundled",
-        "description": FLAGS.description,
-        "licence": FLAGS.licence,
+        "description": cfg.description,
+        "licence": cfg.licence,
         "trained_steps": info["step"],
         "unet": generator.unet,
         "upsample": generator.upsample,
-        "source": f"{pathlib.Path(FLAGS.workdir).name} step {info['step']}",
+        "source": f"{pathlib.Path(cfg.workdir).name} step {info['step']}",
     }
     # The resolved training config, so that the card's flags can be checked.
-    config_path = pathlib.Path(FLAGS.workdir) / "config.json"
+    config_path = pathlib.Path(cfg.workdir) / "config.json"
     if config_path.exists():
         meta["training_config"] = json.loads(config_path.read_text())
     write_text_atomic(
         folder / registry.STYLE_FILE, json.dumps(meta, indent=2) + "\n"
     )
-    print(f"bundled {FLAGS.workdir} step {info['step']} as {folder}")
+    print(f"bundled {cfg.workdir} step {info['step']} as {folder}")
     return 0
 
 
+def cli(argv=None, flag_values=None):
+    """`python tools/bundle_style.py`: flags from `BundleConfig`.
+
+    Args:
+        argv: the command line, program name first (default: sys.argv).
+        flag_values: the flag registry (default: a fresh one).
+
+    Returns:
+        The exit code: 0 done, 2 bad flags or no such checkpoint.
+    """
+    from uegan_tf.quiet import quiet_tensorflow
+
+    argv = list(sys.argv if argv is None else argv)
+    if uflags.wants_help(argv):
+        print(uflags.command_help(BundleConfig, USAGE))
+        return 0
+    flag_values = flags.FlagValues() if flag_values is None else flag_values
+    try:
+        cfg = uflags.parse_config(BundleConfig, argv, flag_values)
+    except ValueError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    quiet_tensorflow(cfg.verbose)
+    return bundle(cfg)
+
+
 if __name__ == "__main__":
-    app.run(lambda argv: sys.exit(main(argv)))
+    sys.exit(cli())
