@@ -1,9 +1,5 @@
 """bfloat16 inference (`--precision=bf16`) and memory-budget tiling."""
 
-import os
-import subprocess
-import sys
-
 import keras
 import numpy as np
 import pytest
@@ -248,22 +244,21 @@ def test_two_megapixel_photo_stays_under_a_small_budget(full_model_path):
     assert peak < budget, peak / 1e6
 
 
-def test_export_tool_bf16_is_savedmodel_only(tmp_path):
-    result = subprocess.run(
-        [
-            sys.executable,
-            str(REPO / "tools" / "export_tflite.py"),
-            "--checkpoint=painted",
-            f"--out_dir={tmp_path / 'out'}",
-            "--precision=bf16",
-            "--format=tflite",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        cwd=REPO,
-        env=dict(os.environ, PYTHONPATH=str(REPO)),
+def test_export_tool_bf16_is_savedmodel_only(tmp_path, capsys):
+    from conftest import run_tool
+
+    code, out, err = run_tool(
+        capsys,
+        "export_tflite",
+        "--checkpoint=painted",
+        f"--out_dir={tmp_path / 'out'}",
+        "--precision=bf16",
+        "--format=tflite",
     )
-    assert result.returncode == 2
-    assert "--format=savedmodel" in result.stderr
+    assert (code, out) == (2, "")  # refused before loading the model
+    assert err == (
+        "error: --precision=bf16 exports the SavedModel only; add "
+        "--format=savedmodel (TFLite and ONNX quantize on their own: "
+        "--quantize=fp16,int8)\n"
+    )
     assert not (tmp_path / "out").exists()

@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 from absl import flags
 from conftest import REPO
+from conftest import run_tool
 
 from uegan_tf.image_io import load_rgb
 from uegan_tf.image_io import save_rgb
@@ -423,15 +424,16 @@ def test_stylize_and_export_with_a_corrupt_model_exit_2(
     (line,) = error_lines(err)
     assert line.startswith("error: cannot load the model:")
     assert "Hayao-64.ckpt is corrupt or truncated" in line
-    res = run_python(
-        str(REPO / "tools" / "export_tflite.py"),
+    code, _, err = run_tool(
+        capsys,
+        "export_tflite",
         f"--checkpoint={folder}",
         f"--out_dir={tmp_path / 'exports'}",
     )
-    assert res.returncode == 2
-    assert res.stderr.splitlines() == [
+    assert code == 2
+    assert err.splitlines() == [
         line.replace("error: cannot load the model: ", "error: ")
-    ], res.stderr
+    ], err
     assert not (tmp_path / "exports").exists()
 
 
@@ -581,15 +583,16 @@ def test_make_tfrecords_out_dir_that_is_a_file(tmp_path):
     assert (tmp_path / "taken").read_text() == "keep me"
 
 
-def test_export_out_dir_that_is_a_file(tmp_path, model_path):
+def test_export_out_dir_that_is_a_file(tmp_path, model_path, capsys):
     (tmp_path / "taken").write_text("keep me")
-    res = run_python(
-        str(REPO / "tools" / "export_tflite.py"),
+    code, out, err = run_tool(
+        capsys,
+        "export_tflite",
         f"--checkpoint={model_path}",
         f"--out_dir={tmp_path / 'taken'}",
     )
-    assert res.returncode == 2
-    assert res.stderr.splitlines() == [
+    assert code == 2 and out == ""  # refused before loading the model
+    assert err.splitlines() == [
         f"error: --out_dir: {tmp_path / 'taken'} is a file, not a folder"
     ]
     assert (tmp_path / "taken").read_text() == "keep me"
@@ -624,7 +627,7 @@ def truncated_records(tmp_path):
     return records, shard
 
 
-def test_inspect_names_the_truncated_file(truncated_records):
+def test_inspect_names_the_truncated_file(truncated_records, capsys):
     from uegan_tf.data.inspect import summarize
     from uegan_tf.data.pipeline import CorruptRecordsError
 
@@ -635,12 +638,9 @@ def test_inspect_names_the_truncated_file(truncated_records):
     assert "\n" not in message
     assert message.startswith(f"{shard}: truncated or corrupt TFRecord file")
     assert "make_tfrecords.py" in message and f"--out_dir={records}" in message
-    res = run_python(
-        str(REPO / "tools" / "inspect_tfrecords.py"),
-        str(records),
-    )
-    assert res.returncode == 1
-    assert res.stderr.splitlines() == [f"error: {message}"]
+    code, _, err = run_tool(capsys, "inspect_tfrecords", str(records))
+    assert code == 1
+    assert err.splitlines() == [f"error: {message}"]
     assert not (records / "contact_sheet.png").exists()
 
 
