@@ -4,7 +4,8 @@ The one library behind `tools/export_tflite.py` and `bench/`. Everything is
 converted from one SavedModel; each format is a converter module behind
 one table (`formats.FORMATS`):
 
-- `options.py`: `ExportOptions`, `ExportError`, `parse_hw` ("HxW");
+- `options.py`: `ExportError`; `ExportOptions` and `parse_hw` ("HxW"),
+  defined with the other settings in `uegan_tf/config.py`;
 - `signatures.py`: the served signature, input and output names;
 - `savedmodel.py`: the `ExportArchive`, versions, signatures;
 - `serving.py`: TF Serving warm-up requests, `SessionModel`;
