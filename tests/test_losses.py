@@ -156,6 +156,82 @@ def test_edge_loss_ignores_hue_at_equal_luma():
     )
 
 
+def _step_image(width=16, height=4):
+    """Luma 0 on columns [0, width/2), 1 on the rest, `[1, h, w, 3]`."""
+    row = tf.constant([-1.0] * (width // 2) + [1.0] * (width // 2))
+    return tf.tile(row[None, None, :, None], [1, height, 1, 3])
+
+
+@pytest.mark.parametrize(
+    "threshold, columns",
+    # The 5-tap binomial blur ([1, 4, 6, 4, 1] / 16) turns the 0 | 1 step
+    # between columns 7 and 8 into 0, 1/16, 5/16, 11/16, 15/16, 1 on
+    # columns 5..10. The Sobel x-gradient of constant rows is
+    # 4 * (v[c+1] - v[c-1]): 0.25, 1.25, 2.5, 2.5, 1.25, 0.25 on columns
+    # 5..10, 0 elsewhere. Above the threshold, then dilated by 1 column:
+    [(0.2, range(4, 12)), (0.5, range(5, 11)), (2.0, range(6, 10))],
+)
+def test_salient_edge_mask_by_hand(threshold, columns):
+    mask = losses.salient_edge_mask(_step_image(), threshold)
+    assert mask.shape == (1, 4, 16, 1)
+    expected = np.zeros(16, np.float32)
+    expected[list(columns)] = 1.0
+    for row in mask[0, :, :, 0].numpy():
+        np.testing.assert_array_equal(row, expected)
+
+
+def test_salient_edge_mask_ignores_pixel_scale_texture():
+    # Stripes of period 4 px, luma 0.5 + 0.15 cos(pi c / 2) on columns
+    # c = 0..16 (even about both borders, so reflect padding continues
+    # them). The photo's own Sobel magnitude peaks at 4 * 2 * 0.15 = 1.2,
+    # above the threshold 0.5. The blur keeps a quarter of this frequency
+    # ((6 + 8 cos(pi/2) + 2 cos(pi)) / 16 = 1/4): blurred, it peaks at
+    # 0.3, so no pixel is a salient contour.
+    c = np.arange(17)
+    luma = 0.5 + 0.15 * np.cos(np.pi * c / 2)
+    row = tf.constant(luma * 2 - 1, tf.float32)
+    image = tf.tile(row[None, None, :, None], [1, 8, 1, 3])
+    magnitude = losses.sobel_magnitude(losses.luminance(image))
+    np.testing.assert_allclose(float(tf.reduce_max(magnitude)), 1.2, rtol=1e-3)
+    np.testing.assert_array_equal(losses.salient_edge_mask(image), 0.0)
+    # The same stripes at 2.5x the contrast (blurred peak 0.75) are salient.
+    strong = tf.tile(
+        tf.constant((0.5 + 0.375 * np.cos(np.pi * c / 2)) * 2 - 1, tf.float32)[
+            None, None, :, None
+        ],
+        [1, 8, 1, 3],
+    )
+    assert float(tf.reduce_mean(losses.salient_edge_mask(strong))) == 1.0
+
+
+def test_edge_loss_mask_weight_by_hand():
+    # Photo: the step; generated: flat gray. Unblurred, the photo's Sobel
+    # magnitude is sqrt(16 + 1e-6) on columns 7 and 8 and sqrt(1e-6)
+    # elsewhere, where the flat image matches it: the loss lives on those
+    # two columns, both inside the salient mask (columns 5..10 at 0.5),
+    # so weight a multiplies it by 1 + a.
+    photo = _step_image()
+    flat = tf.zeros_like(photo)
+    base = (math.sqrt(16 + 1e-6) - math.sqrt(1e-6)) * 2 / 16
+    np.testing.assert_allclose(losses.edge_loss(flat, photo), [base], rtol=1e-5)
+    np.testing.assert_allclose(
+        losses.edge_loss(flat, photo, mask_weight=3.0), [4 * base], rtol=1e-5
+    )
+    # Outside the mask the weight stays 1: an error only on texture
+    # (columns 0..3, far from the step) costs the same for every a.
+    row = np.array([-1.0] * 8 + [1.0] * 8, np.float32)
+    row[1] = -0.5  # a luma bump of 0.25 at column 1
+    bumped = tf.tile(tf.constant(row)[None, None, :, None], [1, 4, 1, 3])
+    extra = losses.edge_loss(bumped, photo, 0.0) - losses.edge_loss(
+        photo, photo, 0.0
+    )
+    extra_masked = losses.edge_loss(bumped, photo, 3.0) - losses.edge_loss(
+        photo, photo, 3.0
+    )
+    assert float(extra[0]) > 0.05
+    np.testing.assert_allclose(extra_masked, extra, rtol=1e-6)
+
+
 def test_per_example_shapes():
     x = tf.random.uniform([3, 8, 8, 3], -1.0, 1.0, seed=1)
     y = tf.random.uniform([3, 8, 8, 3], -1.0, 1.0, seed=2)

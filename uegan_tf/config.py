@@ -150,6 +150,18 @@ class LossConfig:
         "UE Sobel edge weight (0 disables it: plain AnimeGANv2).",
         flag="edge_weight",
     )
+    edge_mask: float = setting(
+        0.0,
+        "Extra edge-loss weight on the photo's salient contours (1 + this "
+        "there, 1 on texture; 0: every pixel alike).",
+        flag="edge_mask_weight",
+    )
+    edge_threshold: float = setting(
+        0.5,
+        "Salient-contour threshold on the blurred photo's Sobel magnitude "
+        "([0, 1] luma; a full black-white step is 4).",
+        flag="edge_mask_threshold",
+    )
     d_real: float = setting(
         1.7, "D term: real colour anime.", flag="d_real_weight"
     )

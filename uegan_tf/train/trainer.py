@@ -456,7 +456,9 @@ class Trainer:
                 "tv": losses.total_variation_loss(fake),
             }
             if w.edge:
-                terms["edge"] = losses.edge_loss(fake, photo)
+                terms["edge"] = losses.edge_loss(
+                    fake, photo, w.edge_mask, w.edge_threshold
+                )
             weights = {
                 "adv": w.g_adv,
                 "content": w.content,
