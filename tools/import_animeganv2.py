@@ -27,7 +27,6 @@ import pathlib
 import sys
 
 import _bootstrap  # noqa: F401
-from absl import flags
 
 from uegan_tf import flags as uflags
 from uegan_tf.config import ImportConfig
@@ -124,20 +123,9 @@ def cli(argv=None, flag_values=None):
     Returns:
         The exit code: 0 done, 2 bad flags or a failed import.
     """
-    from uegan_tf.quiet import quiet_tensorflow
-
-    argv = list(sys.argv if argv is None else argv)
-    if uflags.wants_help(argv):
-        print(uflags.command_help(ImportConfig, USAGE))
-        return 0
-    flag_values = flags.FlagValues() if flag_values is None else flag_values
-    try:
-        cfg = uflags.parse_config(ImportConfig, argv, flag_values)
-    except ValueError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    quiet_tensorflow(cfg.verbose)
-    return convert(cfg)
+    return uflags.run_config_command(
+        ImportConfig, USAGE, convert, argv, flag_values
+    )
 
 
 if __name__ == "__main__":

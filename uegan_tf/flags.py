@@ -271,3 +271,36 @@ def parse_config(cls, argv, flag_values=FLAGS):
     if len(rest) > 1:
         raise ValueError(f"unexpected arguments: {' '.join(rest[1:])}")
     return config_from_flags(cls, flag_values)
+
+
+def run_config_command(cls, usage, main, argv=None, flag_values=None):
+    """The whole life of a flag-only command, around its `main(cfg)`.
+
+    `--help` prints `command_help(cls, usage)` (exit 0, no TensorFlow);
+    bad flags print one `error: ...` line (exit 2); otherwise TensorFlow
+    starts quietly (unless the config's `verbose`) and `main(cfg)` returns
+    the exit code.
+
+    Args:
+        cls: the command's config dataclass.
+        usage: its usage lines.
+        main: validated config -> exit code.
+        argv: the command line, program name first (default: sys.argv).
+        flag_values: the flag registry (default: a fresh one).
+    """
+    import sys
+
+    from uegan_tf.quiet import quiet_tensorflow
+
+    argv = list(sys.argv if argv is None else argv)
+    if wants_help(argv):
+        print(command_help(cls, usage))
+        return 0
+    flag_values = flags.FlagValues() if flag_values is None else flag_values
+    try:
+        cfg = parse_config(cls, argv, flag_values)
+    except ValueError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    quiet_tensorflow(getattr(cfg, "verbose", False))
+    return main(cfg)

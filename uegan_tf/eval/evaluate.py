@@ -416,19 +416,17 @@ def cli(argv=None, flag_values=None):
     Returns:
         The exit code: 0 done, 2 bad flags or an unloadable model/folder.
     """
-    from uegan_tf.quiet import quiet_tensorflow
+    return uflags.run_config_command(
+        EvalConfig,
+        USAGE,
+        _run,
+        argv,
+        flags.FLAGS if flag_values is None else flag_values,
+    )
 
-    argv = list(sys.argv if argv is None else argv)
-    if uflags.wants_help(argv):
-        print(uflags.command_help(EvalConfig, USAGE))
-        return 0
-    flag_values = flags.FLAGS if flag_values is None else flag_values
-    try:
-        cfg = uflags.parse_config(EvalConfig, argv, flag_values)
-    except ValueError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    quiet_tensorflow(cfg.verbose)
+
+def _run(cfg):
+    """Evaluate, print the table; the exit code."""
     from uegan_tf.inference.stylizer import ModelLoadError
 
     try:
