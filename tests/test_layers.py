@@ -6,6 +6,7 @@ import pytest
 import tensorflow as tf
 
 from uegan_tf.models import build_generator
+from uegan_tf.models.layers import InvertedResBlock
 from uegan_tf.models.layers import LayerNorm
 from uegan_tf.models.layers import reflect_pad
 
@@ -98,3 +99,17 @@ def test_reflect_pad_concats_fit_xnnpack(padding):
     widths = [len(op.inputs) - 1 for op in concats]
     assert widths and max(widths) <= 3, widths
     assert max(widths) <= XNNPACK_MAX_CONCAT_INPUTS
+
+
+def test_inverted_res_block_traced_equals_eager():
+    """The norm's last op is not an ADD: with static shapes Grappler would
+    merge it with the residual ADD into a reassociated sum (rounding
+    differs from eager and from the dynamic-shape export signature)."""
+    block = InvertedResBlock(16, 16)
+    x = tf.random.normal([1, 16, 16, 16], seed=3)
+    want = block(x).numpy()
+    np.testing.assert_array_equal(tf.function(block)(x).numpy(), want)
+    dynamic = tf.function(
+        block, input_signature=[tf.TensorSpec([1, None, None, 16])]
+    )
+    np.testing.assert_array_equal(dynamic(x).numpy(), want)

@@ -134,10 +134,16 @@ class LayerNorm(keras.layers.GroupNormalization):
         inv = tf.math.rsqrt(variance + self.epsilon)
         if self.scale:
             inv = inv * tf.cast(self.gamma, tf.float32)  # [B, 1, 1, C]
-        res = -mean * inv
+        # Keras adds `-mean * inv + beta`; subtracting `mean * inv - beta`
+        # is bit-identical (IEEE negation is exact). A SUB, not an ADD:
+        # with static shapes Grappler's arithmetic optimizer merges a
+        # final ADD with an inverted residual block's residual ADD into one
+        # reassociated sum, whose rounding differs from eager and from the
+        # dynamic-shape SavedModel signature (tests/test_layers.py).
+        shift = mean * inv
         if self.center:
-            res = res + tf.cast(self.beta, tf.float32)
-        y = x * inv + res  # one per-channel scale and shift: MUL, ADD
+            shift = shift - tf.cast(self.beta, tf.float32)
+        y = x * inv - shift  # one per-channel scale and shift: MUL, SUB
         return tf.cast(tf.cast(y, inputs.dtype), self.compute_dtype)
 
 
