@@ -53,6 +53,7 @@ from uegan_tf.export.signatures import FLOAT_SIGNATURE
 from uegan_tf.export.tflite import TFLiteRunner
 from uegan_tf.export.tflite import convert_to_tflite
 from uegan_tf.export.tflite import tflite_interpreter
+from uegan_tf.export.tflite import xnnpack_delegation
 
 __all__ = [
     "DEFAULT_FIXED_SIZE",
@@ -90,4 +91,5 @@ __all__ = [
     "warmup_requests",
     "write_saved_model",
     "write_warmup_requests",
+    "xnnpack_delegation",
 ]

@@ -41,12 +41,17 @@ def reflect_pad(x, padding):
     """`tf.pad(x, ..., mode="REFLECT")` on H and W, written as slices.
 
     Bit-identical to the REFLECT pad (the border row/column is not
-    repeated), but built from single-row/column slices and a concat: TFLite
+    repeated), but built from single-row/column slices and concats: TFLite
     lowers `tf.pad(REFLECT)` to MIRROR_PAD, which XNNPACK does not delegate,
     so every padded conv of the generator fell back to the slow reference
     kernel and split the delegated graph (`docs/design.md#reflect-padding`).
-    SLICE and CONCATENATION are delegated. Works with unknown H and W;
-    each pad must be smaller than the padded dimension, as for `tf.pad`.
+    SLICE and CONCATENATION are delegated, but XNNPACK takes a
+    CONCATENATION of at most 5 inputs (LiteRT 2.3): a 7x7 conv's pad of 3
+    as one concat of 3 + 1 + 3 pieces stayed on the reference kernel and
+    split the graph into 5 partitions, so the mirrored rows are first
+    joined into one piece and every concat has at most 3 inputs
+    (`docs/environment.md#tflite-and-litert`). Works with unknown H and
+    W; each pad must be smaller than the padded dimension, as for `tf.pad`.
 
     Args:
         x: `[B, H, W, C]`.
@@ -66,11 +71,17 @@ def reflect_pad(x, padding):
             index[axis] = slice(i, i + 1 if i != -1 else None)
             return t[tuple(index)]
 
+        def joined(rows):  # a few thin slices -> one `[.., n, ..]` piece
+            return rows[0] if len(rows) == 1 else tf.concat(rows, axis=axis)
+
         # before: rows before..1 (mirror of rows 1..before, border excluded);
         # after: rows n-2 .. n-1-after.
-        pieces = [part(i) for i in range(before, 0, -1)]
+        pieces = []
+        if before:
+            pieces.append(joined([part(i) for i in range(before, 0, -1)]))
         pieces.append(t)
-        pieces += [part(-1 - i) for i in range(1, after + 1)]
+        if after:
+            pieces.append(joined([part(-1 - i) for i in range(1, after + 1)]))
         return tf.concat(pieces, axis=axis)
 
     return along(along(x, top, bottom, 1), left, right, 2)
@@ -108,15 +119,32 @@ class LayerNorm(keras.layers.GroupNormalization):
         )
 
     def call(self, inputs, stats=None):
-        if stats is None:
-            return super().call(inputs)
-        mean, variance = stats
+        # Keras' GroupNormalization reshapes `[B, H, W, C]` to
+        # `[B, H, W, 1, C]` and back around the same arithmetic. With one
+        # group that reshape is a no-op in TF (bit-identical outputs,
+        # tests/test_layers.py), but TFLite keeps both RESHAPEs and XNNPACK
+        # runs each as a full copy of the activation: 2 of the ~9 full-map
+        # memory passes of every norm (`docs/environment.md#tflite-and-
+        # litert`). So the same ops are written on the 4-D tensor.
         x = tf.cast(inputs, tf.float32)
-        inv = tf.math.rsqrt(variance + self.epsilon) * tf.cast(
-            self.gamma, tf.float32
-        )
-        y = x * inv + (tf.cast(self.beta, tf.float32) - mean * inv)
-        return tf.cast(y, inputs.dtype)
+        if stats is None:
+            mean, variance = self.moments(x)  # each [B, 1, 1, 1]
+        else:
+            mean, variance = stats  # [B or 1, 1, 1, 1]
+        inv = tf.math.rsqrt(variance + self.epsilon)
+        if self.scale:
+            inv = inv * tf.cast(self.gamma, tf.float32)  # [B, 1, 1, C]
+        # Keras adds `-mean * inv + beta`; subtracting `mean * inv - beta`
+        # is bit-identical (IEEE negation is exact). A SUB, not an ADD:
+        # with static shapes Grappler's arithmetic optimizer merges a
+        # final ADD with an inverted residual block's residual ADD into one
+        # reassociated sum, whose rounding differs from eager and from the
+        # dynamic-shape SavedModel signature (tests/test_layers.py).
+        shift = mean * inv
+        if self.center:
+            shift = shift - tf.cast(self.beta, tf.float32)
+        y = x * inv - shift  # one per-channel scale and shift: MUL, SUB
+        return tf.cast(tf.cast(y, inputs.dtype), self.compute_dtype)
 
 
 class NormStats:
