@@ -12,10 +12,12 @@ from uegan_tf.eval import metrics
 from uegan_tf.eval.evaluate import EvalConfig
 from uegan_tf.eval.evaluate import comparison_grid
 from uegan_tf.eval.evaluate import evaluate
+from uegan_tf.eval.evaluate import fit_height
 from uegan_tf.eval.evaluate import letterbox
 from uegan_tf.eval.evaluate import parse_models
 from uegan_tf.eval.evaluate import split_step
 from uegan_tf.image_io import save_rgb
+from uegan_tf.image_ops import image_grid
 from uegan_tf.models import build_generator
 from uegan_tf.testing import synthetic_image
 
@@ -146,9 +148,37 @@ def test_grid_layout():
     assert cell(0, 1)[2, 20].tolist() == [255, 255, 255]  # 60x30 -> bars
 
 
+def test_grid_photo_columns_layout():
+    """Before/after strips: a column per photo, every row 40 px tall;
+    column widths from the photos' aspect (30x60 -> 80, 60x30 -> 20)."""
+    photos = [synthetic_image(30, 60, 1), synthetic_image(60, 30, 2)]
+    outs = {"a": [np.zeros_like(p) for p in photos]}
+    grid = comparison_grid(photos, outs, size=40, pad=4, layout="photo_columns")
+    assert grid.shape == (4 + 2 * 44, 4 + 80 + 4 + 20 + 4, 3)
+    np.testing.assert_array_equal(grid[4:44, 4:84], fit_height(photos[0], 40))
+    np.testing.assert_array_equal(grid[4:44, 88:108], fit_height(photos[1], 40))
+    assert (grid[48:88, 4:84] == 0).all() and (grid[48:88, 88:108] == 0).all()
+    assert (grid[44:48] == 255).all()  # the gap between the rows
+    with pytest.raises(ValueError, match="layout must be one of"):
+        comparison_grid(photos, outs, layout="diagonal")
+
+
+def test_image_grid_mixed_sizes_by_hand():
+    """Rows as tall as their tallest image, columns as wide as their widest;
+    smaller images top left on white."""
+    a = np.zeros((2, 3, 3), np.uint8)
+    b = np.full((4, 1, 3), 7, np.uint8)
+    grid = image_grid([[a, b], [b, a]], pad=1)
+    # Heights max(2, 4) = 4 per row, widths max(3, 1) = 3 per column.
+    assert grid.shape == (1 + 4 + 1 + 4 + 1, 1 + 3 + 1 + 3 + 1, 3)
+    assert (grid[1:3, 1:4] == 0).all() and (grid[3:5, 1:4] == 255).all()
+    assert (grid[1:5, 5:6] == 7).all() and (grid[1:5, 6:8] == 255).all()
+    assert (grid[6:10, 1:2] == 7).all() and (grid[6:10, 2:4] == 255).all()
+
+
 def test_parse_models():
-    assert parse_models(["painted", "plain=runs/x@1200", " "]) == (
-        ("painted", "painted"),
+    assert parse_models(["anime", "plain=runs/x@1200", " "]) == (
+        ("anime", "anime"),
         ("plain", "runs/x@1200"),
     )
     assert split_step("runs/x@1200") == ("runs/x", 1200)

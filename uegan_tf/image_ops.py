@@ -172,7 +172,12 @@ def fit_cover_tf(image, size):
 
 
 def image_grid(rows, pad=4):
-    """Tile equally sized images into one uint8 image.
+    """Tile images into one uint8 image, row by row.
+
+    Each row is as tall as its tallest image and each column as wide as its
+    widest; smaller images sit at their cell's top left on white. With
+    equally sized `H` x `W` images the result is
+    `[R*H + (R+1)*pad, N*W + (N+1)*pad, 3]`.
 
     Args:
         rows: list of rows, each a list (or `[N, H, W, 3]` array) of images
@@ -180,18 +185,27 @@ def image_grid(rows, pad=4):
         pad: white gap in pixels between images.
 
     Returns:
-        `[R*H + (R+1)*pad, N*W + (N+1)*pad, 3]` uint8.
+        uint8 `[sum(row heights) + (R+1)*pad, sum(column widths) + (N+1)*pad,
+        3]`.
     """
     rows = [[from_unit_range_np(img) for img in row] for row in rows]
-    h, w = rows[0][0].shape[:2]
     n = max(len(r) for r in rows)
+    heights = [max(img.shape[0] for img in row) for row in rows]
+    widths = [
+        max(row[j].shape[1] for row in rows if j < len(row)) for j in range(n)
+    ]
     grid = np.full(
-        (len(rows) * (h + pad) + pad, n * (w + pad) + pad, 3), 255, np.uint8
+        (sum(heights) + (len(rows) + 1) * pad, sum(widths) + (n + 1) * pad, 3),
+        255,
+        np.uint8,
     )
-    for i, row in enumerate(rows):
-        for j, img in enumerate(row):
-            y, x = pad + i * (h + pad), pad + j * (w + pad)
-            grid[y : y + h, x : x + w] = img
+    y = pad
+    for row, h in zip(rows, heights):
+        x = pad
+        for img, w in zip(row, widths):
+            grid[y : y + img.shape[0], x : x + img.shape[1]] = img
+            x += w + pad
+        y += h + pad
     return grid
 
 

@@ -48,6 +48,10 @@ METRIC_HELP = {
 }
 
 
+# Layouts of the comparison grid (`comparison_grid`).
+GRID_LAYOUTS = ("photo_rows", "photo_columns")
+
+
 def _models_setting(text):
     """`--models` text ("a,b=path") -> `(label, source)` pairs."""
     return parse_models([text]) if text.strip() else ()
@@ -85,7 +89,17 @@ class EvalConfig:
         None, "Offline VGG16 .npz (style gain; fallback FID features)."
     )
     edge_tolerance: int = setting(2, "Edge F1 tolerance (px).")
-    grid_size: int = setting(256, "Cell side of the comparison grid.")
+    grid_size: int = setting(
+        256,
+        "Comparison grid: cell side (photo_rows) or row height "
+        "(photo_columns).",
+    )
+    grid_layout: str = setting(
+        "photo_rows",
+        "photo_rows: a row per photo, a column per model; photo_columns: "
+        "a column per photo, a row per model (before/after strips).",
+        choices=GRID_LAYOUTS,
+    )
     max_side: int = setting(1024, "Downscale photos with a longer side.")
     input_row: bool = setting(
         True,
@@ -154,19 +168,47 @@ def letterbox(rgb, size):
     return cell
 
 
-def comparison_grid(photos, outputs, size=256, pad=4):
-    """Rows: photos; columns: the input, then each model's output.
+def fit_height(rgb, height):
+    """Resize an image to `height` rows, aspect kept."""
+    import cv2
+
+    h, w = rgb.shape[:2]
+    scale = height / h
+    return cv2.resize(
+        rgb,
+        (max(1, round(w * scale)), height),
+        interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_CUBIC,
+    )
+
+
+def comparison_grid(photos, outputs, size=256, pad=4, layout="photo_rows"):
+    """The input photos next to each model's outputs.
 
     Args:
         photos: list of uint8 images.
         outputs: `{label: [uint8 image per photo]}` (ordered).
-        size: cell side; images are letterboxed into cells.
+        size: "photo_rows" (a table: one row per photo; columns the input,
+            then each model): cell side, images letterboxed into square
+            cells. "photo_columns" (before/after strips: one column per
+            photo; rows the inputs, then each model's outputs): row
+            height, images scaled to it with their aspect, no borders.
+        layout: one of `GRID_LAYOUTS`.
 
     Returns:
-        uint8 `[R * (size + pad) + pad, (1 + M) * (size + pad) + pad, 3]`.
+        uint8 image (see `image_ops.image_grid`).
     """
     from uegan_tf.image_ops import image_grid
 
+    if layout == "photo_columns":
+        rows = [[fit_height(p, size) for p in photos]]
+        rows += [
+            [fit_height(o, size) for o in outs] for outs in outputs.values()
+        ]
+        return image_grid(rows, pad=pad)
+    if layout != "photo_rows":
+        raise ValueError(
+            f"layout must be one of {GRID_LAYOUTS}, got {layout!r}"
+        )
     rows = []
     for i, photo in enumerate(photos):
         row = [letterbox(photo, size)]
@@ -333,7 +375,9 @@ def evaluate(cfg, log=print):
         rows.append(row)
         log(f"{label}: " + ", ".join(f"{k}={row[k]}" for k in METRICS))
 
-    grid = comparison_grid(photos, outputs, cfg.grid_size)
+    grid = comparison_grid(
+        photos, outputs, cfg.grid_size, layout=cfg.grid_layout
+    )
     save_rgb(out / "grid.png", grid)
     summary = {
         "photos": names,
