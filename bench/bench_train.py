@@ -1,14 +1,24 @@
 """Benchmark the training step on this machine (run by hand).
 
     python bench/bench_train.py [--sizes=128,256] [--batch_size=4] \
-        [--steps=5] [--out=bench/results/train.json]
+        [--steps=5] [--precisions=float32,mixed_bfloat16] \
+        [--track_steps=300 [--records_dir=runs/anime_data] \
+         [--vgg_weights=PATH/vgg16_imagenet_features.npz]] \
+        [--out=bench/results/train.json]
 
 Times the real `Trainer` steps (data pipeline included) for the full UE
 step (U-Net generator + edge loss), the plain AnimeGANv2 step (--nounet, no
-edge loss) and the content-only init step, on synthetic records. Prints a
-table and writes JSON. Medians of `--steps` timed steps after 2 warm-up
+edge loss) and the content-only init step, on synthetic records, under
+each `--precisions` policy; prints a table with each step's speed-up over
+float32 and writes JSON. Medians of `--steps` timed steps after 2 warm-up
 steps (the first traces the graph). The VGG is VGG16 with random weights:
 the cost is the same as with pretrained weights.
+
+`--track_steps=N` also trains N GAN steps of the UE generator at the first
+size under each precision, from the same seeded weights on the same batches
+(`--records_dir`: prepared records, e.g. the real data; default the
+synthetic ones), and compares the loss curves: whether bfloat16 training
+follows the float32 run (issue 15).
 """
 
 import pathlib
@@ -27,6 +37,22 @@ flags.DEFINE_list("sizes", ["128", "256"], "Crop sizes.")
 flags.DEFINE_integer("batch_size", 4, "Global batch size.")
 flags.DEFINE_integer("steps", 5, "Timed steps per variant.")
 flags.DEFINE_enum("vgg_arch", "vgg16", ["vgg16", "vgg19"], "Perceptual net.")
+flags.DEFINE_list(
+    "precisions",
+    ["float32", "mixed_bfloat16"],
+    "Training precisions (TrainConfig.precision) to time.",
+)
+flags.DEFINE_integer(
+    "track_steps", 0, "GAN steps of the loss-tracking comparison (0: none)."
+)
+flags.DEFINE_string(
+    "records_dir", None, "Records for --track_steps (default: synthetic)."
+)
+flags.DEFINE_string(
+    "vgg_weights",
+    "none",
+    "VGG weights of --track_steps (the offline VGG16 .npz for real losses).",
+)
 flags.DEFINE_string("out", "bench/results/train.json", "JSON output.")
 FLAGS = flags.FLAGS
 
@@ -62,13 +88,15 @@ def main(argv):
             size=size_max,
             workers=2,
         )
-        for size in (int(s) for s in FLAGS.sizes):
+        for size, precision in (
+            (int(s), p) for s in FLAGS.sizes for p in FLAGS.precisions
+        ):
             for name, unet, edge in (
                 ("UE (unet + edge)", True, 5.0),
                 ("AnimeGANv2 (plain)", False, 0.0),
             ):
                 cfg = tiny_train_config(
-                    pathlib.Path(tmp) / f"run_{size}_{unet}",
+                    pathlib.Path(tmp) / f"run_{size}_{unet}_{precision}",
                     records,
                     batch_size=FLAGS.batch_size,
                     epochs=1000,
@@ -83,6 +111,7 @@ def main(argv):
                         "d_channels": 64,
                     },
                     loss={"edge": edge},
+                    precision=precision,
                 )
                 trainer = Trainer(cfg, progress=False, log=lambda m: None)
                 trainer.restore()
@@ -95,6 +124,7 @@ def main(argv):
                     label = name if phase == "gan" else "init (content only)"
                     row = {
                         "variant": label,
+                        "precision": precision,
                         "size": size,
                         "batch": FLAGS.batch_size,
                         "median_step_s": round(med, 3),
@@ -104,21 +134,126 @@ def main(argv):
                     }
                     rows.append(row)
                     print(
-                        f"{label:22s} {size:4d}px  {med:7.2f} s/step  "
+                        f"{label:22s} {precision:15s} {size:4d}px  "
+                        f"{med:7.2f} s/step  "
                         f"{FLAGS.batch_size / med:6.2f} img/s",
                         flush=True,
                     )
 
+        tracking = None
+        if FLAGS.track_steps:
+            tracking = track_losses(
+                tmp, FLAGS.records_dir or records, int(FLAGS.sizes[0])
+            )
+
+    for r in rows:  # speed-up over float32 for the same variant and size
+        base = [
+            b["median_step_s"]
+            for b in rows
+            if b["precision"] == "float32"
+            and (b["variant"], b["size"]) == (r["variant"], r["size"])
+        ]
+        r["speedup_vs_float32"] = (
+            round(base[0] / r["median_step_s"], 2) if base else None
+        )
     print()
-    print("| variant | size | batch | s/step (median) | steps/s | img/s |")
-    print("|---|---|---|---|---|---|")
+    print(
+        "| variant | precision | size | batch | s/step (median) | "
+        "vs float32 | img/s |"
+    )
+    print("|---|---|---|---|---|---|---|")
     for r in rows:
         print(
-            f"| {r['variant']} | {r['size']} | {r['batch']} | "
-            f"{r['median_step_s']} | {r['steps_per_s']} | "
-            f"{r['images_per_s']} |"
+            f"| {r['variant']} | {r['precision']} | {r['size']} | "
+            f"{r['batch']} | {r['median_step_s']} | "
+            f"{r['speedup_vs_float32']}x | {r['images_per_s']} |"
         )
-    write_json(FLAGS.out, {"vgg": FLAGS.vgg_arch, "rows": rows})
+    if tracking:
+        print_tracking(tracking)
+    write_json(
+        FLAGS.out, {"vgg": FLAGS.vgg_arch, "rows": rows, "tracking": tracking}
+    )
+
+
+def track_losses(tmp, records, size):
+    """N GAN steps of the UE generator under each precision, same start.
+
+    The reference widths, seed 0 weights, the same batches (the iterator
+    is seeded by the config); the metrics of every step are read back.
+
+    Returns:
+        `{precision: {metric: [value per step]}}`.
+    """
+    from uegan_tf.testing import tiny_train_config
+    from uegan_tf.train.trainer import Trainer
+
+    curves = {}
+    for precision in FLAGS.precisions:
+        cfg = tiny_train_config(
+            pathlib.Path(tmp) / f"track_{precision}",
+            records,
+            batch_size=FLAGS.batch_size,
+            epochs=1000,
+            init_epochs=0,
+            steps_per_epoch=1000,
+            data={"crop_size": size, "short_side": 0},
+            model={
+                "vgg_arch": FLAGS.vgg_arch,
+                "vgg_weights": FLAGS.vgg_weights,
+                "g_width": 32,
+                "d_channels": 64,
+            },
+            precision=precision,
+        )
+        trainer = Trainer(cfg, progress=False, log=lambda m: None)
+        trainer.restore()
+        curve = {}
+        t = time.perf_counter()
+        for _ in range(FLAGS.track_steps):
+            for k, v in trainer.gan_fn(trainer.iterator).items():
+                curve.setdefault(k, []).append(float(v))
+        print(
+            f"tracked {FLAGS.track_steps} GAN steps in {precision} "
+            f"({time.perf_counter() - t:.0f} s)",
+            flush=True,
+        )
+        curves[precision] = curve
+    return curves
+
+
+def print_tracking(curves, window=50):
+    """Each loss term's mean over the first and the last `window` steps,
+    per precision, and the largest gap between the precisions' moving
+    averages (relative to float32's)."""
+    import numpy as np
+
+    names = list(curves)
+    ref = curves[names[0]]
+    print()
+    print(f"Loss tracking ({names[0]} vs {', '.join(names[1:])}; means over")
+    print(f"{window}-step windows; gap: largest |difference| of the")
+    print(f"{window}-step moving averages relative to {names[0]}'s)")
+    print()
+    print(
+        "| metric | "
+        + " | ".join(f"{n} first / last" for n in names)
+        + " | largest gap |"
+    )
+    print("|---|" + "---|" * len(names) + "---|")
+    kernel = np.ones(window) / window
+    for key in ref:
+        if not key.startswith("loss/"):
+            continue
+        cells, gaps = [], []
+        smooth_ref = np.convolve(ref[key], kernel, "valid")
+        for n in names:
+            v = np.asarray(curves[n][key])
+            cells.append(f"{v[:window].mean():.4g} / {v[-window:].mean():.4g}")
+            smooth = np.convolve(v, kernel, "valid")
+            gaps.append(
+                np.max(np.abs(smooth - smooth_ref) / np.abs(smooth_ref))
+            )
+        print(f"| {key} | " + " | ".join(cells) + f" | {max(gaps):.1%} |")
 
 
 if __name__ == "__main__":
