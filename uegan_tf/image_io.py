@@ -17,6 +17,7 @@ from PIL import Image
 from PIL import ImageOps
 from PIL import UnidentifiedImageError
 
+from uegan_tf.errors import first_line
 from uegan_tf.fileutil import atomic_path
 
 IMAGE_EXTENSIONS = (
@@ -209,9 +210,8 @@ def decode_rgb(data, name="<bytes>", min_side=1, max_pixels=MAX_PIXELS):
             name, "image too large (decompression bomb)"
         ) from None
     except (OSError, SyntaxError, ValueError) as e:
-        reason = str(e).splitlines()[0] if str(e) else type(e).__name__
         raise ImageReadError(
-            name, f"corrupt or truncated image ({reason})"
+            name, f"corrupt or truncated image ({first_line(e)})"
         ) from None
     if min(rgb.shape[:2]) < min_side:
         raise ImageReadError(

@@ -19,6 +19,7 @@ import os
 import numpy as np
 import tensorflow as tf
 
+from uegan_tf.errors import first_line
 from uegan_tf.models.generator import generator_sublayers
 from uegan_tf.models.generator import zero_fill_skip_channels
 
@@ -167,8 +168,7 @@ def corrupt_checkpoint_as_value_error(prefix):
     try:
         yield
     except (tf.errors.OpError, IndexError) as e:
-        text = str(e).strip()
-        reason = text.splitlines()[0] if text else type(e).__name__
+        reason = first_line(e)
         raise ValueError(
             f"checkpoint {prefix} is corrupt or truncated (its .index or "
             f".data file: {reason})"

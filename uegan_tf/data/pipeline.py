@@ -11,6 +11,7 @@ import pathlib
 import tensorflow as tf
 
 from uegan_tf.data import schema
+from uegan_tf.errors import first_line
 from uegan_tf.image_io import load_images
 from uegan_tf.image_ops import fit_cover_tf
 from uegan_tf.image_ops import resize_to_cover_tf
@@ -56,9 +57,7 @@ def corrupt_shard_error(path, error, records_dir=None):
     bytes than requested [Op:IteratorGetNext]") names neither the file nor
     what to do.
     """
-    text = str(error).strip()
-    reason = text.splitlines()[0] if text else type(error).__name__
-    reason = reason.split("}} ")[-1].split(" [Op:")[0].strip()
+    reason = first_line(error).split("}} ")[-1].split(" [Op:")[0].strip()
     records_dir = records_dir or pathlib.Path(path).parent
     return CorruptRecordsError(
         f"{path}: truncated or corrupt TFRecord file ({reason}); "

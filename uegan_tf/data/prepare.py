@@ -20,6 +20,7 @@ from tqdm import tqdm
 from uegan_tf.config import PrepareConfig  # noqa: F401 (re-exported)
 from uegan_tf.data import schema
 from uegan_tf.data.preprocess import prepare_image
+from uegan_tf.errors import first_line
 from uegan_tf.fileutil import clean_stale_temps
 from uegan_tf.fileutil import output_dir_problem
 from uegan_tf.fileutil import publish
@@ -81,7 +82,7 @@ def _tfds_photo_tasks(cfg):
                 builder.download_and_prepare()
             ds = builder.as_dataset(split=split)
         except Exception as e:  # TFDS raises many types; all are user errors
-            first = str(e).strip().splitlines()[0] if str(e).strip() else e
+            first = first_line(e)
             hint = (
                 ""
                 if cfg.tfds_download

@@ -64,6 +64,8 @@ from apache_beam.ml.inference.base import PredictionResult
 from apache_beam.ml.inference.base import RunInference
 from apache_beam.options.pipeline_options import PipelineOptions
 
+from uegan_tf.errors import describe
+
 DEAD_LETTER = "dead_letter.tsv"
 FAILED = "failed"
 
@@ -107,12 +109,6 @@ def _join(base, *parts):
     if "://" in base:
         return "/".join([base.rstrip("/"), *parts])
     return os.path.join(base, *parts)
-
-
-def _reason(error):
-    text = str(error).strip()
-    first = text.splitlines()[0] if text else ""
-    return f"{type(error).__name__}: {first}" if first else type(error).__name__
 
 
 class DecodeImage(beam.DoFn):
@@ -210,7 +206,7 @@ def _failed_inferences(item):
     """RunInference's dead letter: (failed batch, exception) -> lines."""
     batch, error = item
     for key, _ in batch:
-        yield key, f"inference: {_reason(error)}"
+        yield key, f"inference: {describe(error)}"
 
 
 def _tsv_line(item):

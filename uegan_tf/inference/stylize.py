@@ -1,7 +1,7 @@
 """Stylize images, folders, globs and videos.
 
     uegan stylize photo.jpg holidays/ 'shots/*.png' clip.mp4 --out_dir=out \
-        [--style=painted | --model=PATH] [--tile=512 --overlap=32] \
+        [--style=anime | --model=PATH] [--tile=512 --overlap=32] \
         [--max_side=2048] [--brightness] [--side_by_side] \
         [--precision=bf16] [--max_memory=1.5G] \
         [--temporal_smoothing=0.5] [--skip_existing | --overwrite]
@@ -25,6 +25,7 @@ from uegan_tf.config import IMAGE_FORMATS
 from uegan_tf.config import Bytes
 from uegan_tf.config import argument
 from uegan_tf.config import setting
+from uegan_tf.errors import describe
 from uegan_tf.fileutil import clean_stale_temps
 from uegan_tf.fileutil import output_dir_problem
 from uegan_tf.image_io import EXAMPLES_DIR
@@ -439,11 +440,7 @@ def run(cfg, log=print, err=None, progress=True):
         except (tf.errors.OpError, MemoryError) as e:
             # Out of memory or a kernel refusing this size: this input
             # fails, the others still run.
-            reason = str(e).strip().splitlines()[0] if str(e).strip() else ""
-            err(
-                f"error: {job.src}: cannot stylize "
-                f"({type(e).__name__}{': ' + reason if reason else ''})"
-            )
+            err(f"error: {job.src}: cannot stylize ({describe(e)})")
             failures += 1
     for job in videos:
         start = time.time()

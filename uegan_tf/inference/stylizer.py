@@ -17,6 +17,7 @@ import tensorflow as tf
 from google.protobuf.message import DecodeError
 
 from uegan_tf import registry
+from uegan_tf.errors import first_line
 from uegan_tf.image_io import parse_memory  # noqa: F401 - re-exported
 from uegan_tf.image_ops import fit_long_side
 from uegan_tf.image_ops import from_unit_range
@@ -182,8 +183,7 @@ def _load_fp32_generator(source, step):
             except Exception as e:  # noqa: BLE001 - Keras raises anything
                 # A valid zip with damaged or foreign contents: KeyError,
                 # TypeError, h5py errors, ... all mean "cannot load".
-                text = str(e).strip()
-                reason = text.splitlines()[0] if text else type(e).__name__
+                reason = first_line(e)
                 raise ModelLoadError(
                     f"{path}: corrupt or incompatible .keras file ({reason})"
                 ) from None
@@ -211,8 +211,7 @@ def _load_fp32_generator(source, step):
         raise ModelLoadError(f"{path}: cannot load ({e})") from None
     except (tf.errors.OpError, IndexError) as e:
         # Damaged checkpoint files that no reader above recognised.
-        text = str(e).strip()
-        reason = text.splitlines()[0] if text else type(e).__name__
+        reason = first_line(e)
         raise ModelLoadError(
             f"{path}: corrupt or truncated model files ({reason})"
         ) from None
@@ -361,7 +360,7 @@ DEFAULT_MAX_MEMORY = 1_500_000_000
 # + the image buffers per pixel of the whole image (IMAGE_BYTES_PER_PIXEL
 # tiled, UNTILED_IMAGE_BYTES_PER_PIXEL untiled).
 # Measured with bench/bench_memory.py fit (ru_maxrss of a fresh process,
-# painted UE generator, one untiled call after a 64x64 warm-up; TF 2.21,
+# the UE generator, one untiled call after a 64x64 warm-up; TF 2.21,
 # Keras 3.15, 2-core AMX Xeon): least squares over 384^2, 640^2, 896^2
 # gives fp32 798 MB + 2003 B/px and bf16 832 MB + 1103 B/px; single
 # points 1024^2 / 1280^2 gave fp32 2447 / 1971 B/px and bf16 1353 / 1100
@@ -547,8 +546,7 @@ class Stylizer:
             DecodeError,  # a damaged saved_model.pb
             IndexError,  # a short variables.data file
         ) as e:
-            text = str(e).strip()
-            reason = text.splitlines()[0] if text else type(e).__name__
+            reason = first_line(e)
             raise ModelLoadError(
                 f"{path}: cannot load SavedModel (corrupt, truncated or "
                 f"not a SavedModel: {reason})"

@@ -69,10 +69,11 @@ def main(argv, flag_values=flags.FLAGS):
         # tests/test_multiworker.py) or, at the latest, when
         # MultiWorkerMirroredStrategy's health check (a ping to every peer
         # every 30 s) aborts the pending collectives: never a hang.
-        reason = str(e).strip().splitlines()[0] if str(e).strip() else ""
+        from uegan_tf.errors import describe
+
         print(
             "error: lost contact with another training worker "
-            f"({type(e).__name__}: {reason}). Training cannot continue "
+            f"({describe(e)}). Training cannot continue "
             "without it: restart every worker with the same command to "
             f"resume from the chief's last checkpoint in "
             f"{cfg.workdir}/checkpoints.",
@@ -83,8 +84,9 @@ def main(argv, flag_values=flags.FLAGS):
         # The shards were whole at start (Trainer checks them) but one
         # became unreadable since; which one, TF does not say.
         from uegan_tf.data.pipeline import remake_hint
+        from uegan_tf.errors import first_line
 
-        reason = str(e).strip().splitlines()[0] if str(e).strip() else ""
+        reason = first_line(e, "")
         print(
             f"error: a records file in {cfg.data.records_dir} became "
             f"unreadable during training ({reason}); "
