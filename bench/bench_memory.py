@@ -37,7 +37,7 @@ h, w = int(h), int(w)
 kw = {"tile": 0}
 if budget != "untiled":
     kw = {"max_memory": parse_memory(budget)}
-s = Stylizer("painted", precision=prec, **kw)
+s = Stylizer("anime", precision=prec, **kw)
 s(np.zeros((64, 64, 3), np.uint8))
 base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 if out == "-":

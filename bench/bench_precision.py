@@ -3,7 +3,7 @@
     python bench/bench_precision.py [--sizes=512,1024] [--rounds=7] \
         [--profile_size=512] [--out=bench/results/precision.json]
 
-- speed: the bundled `painted` generator (UE) called in a `tf.function`
+- speed: the bundled default (`anime`) generator (UE) called in a `tf.function`
   on a float32 `[1, S, S, 3]` input, FP32 and `--precision=bf16`
   (`inference.with_precision`) alternating call by call (interleaved
   rounds), median seconds and FP32/bf16 ratio;
@@ -82,7 +82,7 @@ def ablated(generator, precision, no_pad, no_norm):
     """A copy of `generator` (same weights) with padding / norms ablated."""
     g = with_precision(generator, "bf16") if precision == "bf16" else None
     if g is None:
-        g, _ = load_generator("painted")
+        g, _ = load_generator("anime")
     if no_pad:
         for layer in g._flatten_layers():
             if isinstance(layer, layers.ConvNormLReLU):
@@ -107,7 +107,7 @@ def main():
     args = p.parse_args()
     if not cpu_has_bf16():
         print("warning: no native bfloat16 on this CPU; bf16 is emulated")
-    fp32, _ = load_generator("painted")
+    fp32, _ = load_generator("anime")
     fns = {
         "fp32": graph_fn(fp32),
         "bf16": graph_fn(with_precision(fp32, "bf16")),
@@ -140,8 +140,8 @@ def main():
         )
 
     if PHOTOS.exists():
-        s32 = Stylizer("painted", tile=0)
-        s16 = Stylizer("painted", tile=0, precision="bf16")
+        s32 = Stylizer("anime", tile=0)
+        s16 = Stylizer("anime", tile=0, precision="bf16")
         rows = []
         for path in sorted(PHOTOS.glob("*.jpg")):
             rgb = fit_long_side(load_rgb(path), args.psnr_side)

@@ -173,14 +173,14 @@ def test_parse_model_specs():
     styles = app.parse_model_specs(
         [
             "runs/a/generator.keras,hayao=x/h.keras",
-            "painted",
+            "anime",
             "b/h.keras",
         ]
     )
     assert styles == {
         "a": "runs/a/generator.keras",
         "hayao": "x/h.keras",
-        "painted": "painted",
+        "anime": "anime",
         "h": "b/h.keras",
     }
     assert list(app.parse_model_specs(["a.keras", "x/a.keras"])) == ["a", "a-2"]

@@ -1,6 +1,5 @@
 """The bundled default style: what the README's main command runs."""
 
-import dataclasses
 import json
 import os
 import subprocess
@@ -14,7 +13,6 @@ from conftest import REPO
 from conftest import parse_train_args
 
 from uegan_tf import registry
-from uegan_tf.config import ModelConfig
 from uegan_tf.eval import metrics
 from uegan_tf.image_io import load_rgb
 from uegan_tf.inference.stylizer import load_generator
@@ -25,7 +23,7 @@ NAMES = ("astronaut", "chelsea", "coffee", "rocket")
 
 @pytest.fixture(autouse=True)
 def _no_user_styles(tmp_path, monkeypatch):
-    # A user style named "painted" would shadow the bundled one.
+    # A user style named like the default would shadow the bundled one.
     monkeypatch.setenv("UEGAN_HOME", str(tmp_path / "home"))
 
 
@@ -65,23 +63,25 @@ def test_default_style_is_bundled_with_its_card():
     assert (folder / registry.GENERATOR_FILE).stat().st_size < 12e6
 
 
-def test_demo_flags_reproduce_the_shipped_training(monkeypatch):
-    """configs/demo.flags resolves to the config the model was trained with."""
+def test_anime_flags_reproduce_the_shipped_training(monkeypatch):
+    """configs/anime.flags resolves to the config the default style was
+    trained with (style.json's `training_config`), setting by setting."""
     folder = registry.BUNDLED_DIR / registry.DEFAULT_STYLE
-    trained = json.loads((folder / registry.STYLE_FILE).read_text())
-    trained = trained["training_config"]
+    meta = json.loads((folder / registry.STYLE_FILE).read_text())
+    trained = meta["training_config"]
     monkeypatch.chdir(REPO)  # the nested flagfile path is repo-relative
     with flagsaver.flagsaver():
-        cfg = parse_train_args("--flagfile=configs/demo.flags").to_dict()
-    for key in ("loss", "optim", "batch_size", "epochs", "seed"):
+        cfg = parse_train_args("--flagfile=configs/anime.flags").to_dict()
+    for key in ("loss", "optim", "model", "batch_size", "epochs", "seed"):
         assert cfg[key] == trained[key], key
-    # Model settings added after the training (g_width, d_input) resolve
-    # to their defaults: the reference network it was trained as.
-    defaults = dataclasses.asdict(ModelConfig())
-    for key, value in cfg["model"].items():
-        assert value == trained["model"].get(key, defaults[key]), key
-    assert cfg["init_epochs"] == trained["init_epochs"]
-    assert cfg["data"]["crop_size"] == trained["data"]["crop_size"]
+    for key in ("init_epochs", "precision", "steps_per_epoch"):
+        assert cfg[key] == trained[key], key
+    for key in ("crop_size", "short_side", "flip", "records_dir"):
+        assert cfg["data"][key] == trained["data"][key], key
+    # The shipped checkpoint is within the run the flags describe.
+    derived = trained["derived"]
+    assert derived["init_steps"] < meta["trained_steps"]
+    assert meta["trained_steps"] <= derived["total_steps"]
 
 
 def test_default_style_is_the_ue_generator():
@@ -92,14 +92,16 @@ def test_default_style_is_the_ue_generator():
 
 
 def test_default_style_changes_the_photo_but_keeps_the_scene(readme_run):
-    """Visibly restyled (mean |diff| > 4 levels), still the same scene."""
+    """Visibly restyled, still the same scene. Measured for the shipped
+    `anime` style: mean |diff| 14.7-24.8 levels, SSIM on luma 0.73-0.82;
+    the bars are 8 levels and 0.5 (issue 13's SSIM target)."""
     _, out_dir = readme_run
     for name in NAMES:
         photo = load_rgb(EXAMPLES / f"{name}.jpg")
         out = load_rgb(out_dir / "examples" / f"{name}.jpg")
         assert out.shape == photo.shape and out.dtype == np.uint8
         diff = np.abs(out.astype(np.float32) - photo.astype(np.float32))
-        assert diff.mean() > 4.0, name
+        assert diff.mean() > 8.0, name
         assert metrics.ssim_luma(photo, out) > 0.5, name
 
 

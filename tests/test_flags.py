@@ -137,7 +137,7 @@ def test_stylize_flags_reach_the_config():
             "a.jpg",
             "--max_memory=800M",
             "--format=jpg",
-            "--style=painted",
+            "--style=anime",
             "--max_megapixels=2.5",
             "--noexamples",
             "b/",
@@ -147,7 +147,7 @@ def test_stylize_flags_reach_the_config():
     cfg = stylize.config_from_flags(rest, fv)
     assert cfg.inputs == ("a.jpg", "b/") and cfg.all_inputs == cfg.inputs
     assert cfg.max_memory == 800_000_000 and cfg.image_format == "jpg"
-    assert cfg.source == "painted" and cfg.max_pixels == 2_500_000
+    assert cfg.source == "anime" and cfg.max_pixels == 2_500_000
     # Defaults are the dataclass's, positional arguments aside.
     fv = flags.FlagValues()
     rest = uflags.parse_command(stylize.StylizeConfig, ["s", "x"], fv)

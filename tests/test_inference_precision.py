@@ -77,8 +77,8 @@ def test_bf16_stylizer_on_a_real_photo(native_bf16):
     bench_precision.py); the bar keeps a 10 dB margin."""
     photo = shared_path("data", "val_photo", "skimage_coffee.jpg")
     rgb = fit_long_side(load_rgb(photo), 384)
-    fp32 = Stylizer("painted", tile=0)
-    bf16 = Stylizer("painted", tile=0, precision="bf16")
+    fp32 = Stylizer("anime", tile=0)
+    bf16 = Stylizer("anime", tile=0, precision="bf16")
     assert bf16.precision == "bf16" and bf16.info["precision"] == "bf16"
     assert bf16.generator.compute_dtype == "bfloat16"
     assert psnr(fp32(rgb), bf16(rgb)) >= 45
@@ -250,7 +250,7 @@ def test_export_tool_bf16_is_savedmodel_only(tmp_path, capsys):
     code, out, err = run_tool(
         capsys,
         "export_tflite",
-        "--checkpoint=painted",
+        "--checkpoint=anime",
         f"--out_dir={tmp_path / 'out'}",
         "--precision=bf16",
         "--format=tflite",

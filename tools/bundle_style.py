@@ -1,7 +1,7 @@
 """Bundle a trained generator as a package style (maintainers' tool).
 
-    python tools/bundle_style.py --workdir=runs/demo_ue --step=2000 \
-        --name=painted --description="..."
+    python tools/bundle_style.py --workdir=runs/anime_ue --step=2600 \
+        --name=anime --description="..."
 
 Writes `uegan_tf/styles/<name>/generator.keras` and `style.json` (the model
 card, `MODEL_CARD.md`, is written by hand next to them). The generator is
@@ -19,8 +19,8 @@ from uegan_tf import flags as uflags
 from uegan_tf.config import BundleConfig
 
 USAGE = """\
-  python tools/bundle_style.py --workdir=runs/demo_ue [--step=2000] \\
-      --name=painted [--description="..."] [--licence="..."]
+  python tools/bundle_style.py --workdir=runs/anime_ue [--step=2600] \\
+      --name=anime [--description="..."] [--licence="..."]
 
 Bundle a trained generator as a package style (maintainers' tool): writes
 uegan_tf/styles/<name>/generator.keras and style.json."""

@@ -23,7 +23,7 @@ from uegan_tf.fileutil import atomic_dir
 BUNDLED_DIR = pathlib.Path(__file__).resolve().parent / "styles"
 GENERATOR_FILE = "generator.keras"
 STYLE_FILE = "style.json"
-DEFAULT_STYLE = "painted"
+DEFAULT_STYLE = "anime"
 
 
 def user_styles_dir():
