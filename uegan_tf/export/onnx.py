@@ -457,10 +457,11 @@ def fuse_layer_norms(model):
     fewer per norm, and the same statistics (the two-pass mean and
     variance of the Keras layer, which `split_reductions` then makes exact
     at any size). ORT's own `LayerNormalization` (axis=1, [C, 1, 1]
-    affine) computes the statistics in double but in one thread: 3x
-    slower here; its `InstanceNormalization` on `[1, 1, C*H*W]` (what
-    PyTorch's exporter writes for `GroupNorm(1, C)`) sums in float32 and
-    drifts at 1024² (58.8 dB for one layer), as did GroupNormalization
+    affine) is exact (it sums in double) but one element at a time on
+    one thread: 1.5x slower than these norms in the whole model; its
+    `InstanceNormalization` on `[1, 1, C*H*W]` (what PyTorch's exporter
+    writes for `GroupNorm(1, C)`) sums in float32 and drifts at 1024²
+    (58.8 dB for one layer), as does GroupNormalization
     (`docs/environment.md#onnx`).
 
     Args:
