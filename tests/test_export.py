@@ -446,6 +446,211 @@ def test_onnx_psnr_2048(onnx_model, generator):
     assert _onnx_psnr_at(onnx_model, generator, 2048) >= 60
 
 
+@pytest.fixture(scope="module")
+def tiny_onnx(tmp_path_factory):
+    """A width-4 UE generator (every layer of the real one) and its ONNX.
+
+    Its norm affines are random, as trained ones (a new layer's beta is
+    zero, and tf2onnx then drops the `- beta`: the `onnx_model` case).
+    """
+    pytest.importorskip("tf2onnx")
+    pytest.importorskip("onnxruntime")
+    from uegan_tf.importers import generator_variables
+
+    keras.utils.set_random_seed(SEED)
+    tiny = build_generator(unet=True, width=4)
+    rng = np.random.default_rng(SEED)
+    for (_, role), variable in generator_variables(tiny).items():
+        if role.endswith(("gamma", "beta")):
+            mean = 1.0 if role.endswith("gamma") else 0.0
+            variable.assign(rng.normal(mean, 0.2, variable.shape))
+    saved = uexport.write_saved_model(
+        tiny, tmp_path_factory.mktemp("tiny"), warmup_image=False
+    )
+    return tiny, uexport.convert_to_onnx(saved)
+
+
+def _activation_passes(content):
+    """`{op type: count}` of the nodes that make a full pass over memory.
+
+    An activation: a float32 rank-4 tensor with H and W dynamic (ONNX
+    shape inference: two of dims 1-3 unknown, NHWC or NCHW). Counted:
+    nodes that write one, and reductions that read one (their first,
+    innermost axis; the next axes read `[1, C, H, 1]`).
+    """
+    import onnx
+
+    model = onnx.load_from_string(content)
+    graph = onnx.shape_inference.infer_shapes(model).graph
+    activations = set()
+    for info in (*graph.input, *graph.value_info, *graph.output):
+        tensor = info.type.tensor_type
+        dims = tensor.shape.dim
+        if (
+            tensor.elem_type == onnx.TensorProto.FLOAT
+            and len(dims) == 4
+            and sum(not d.HasField("dim_value") for d in dims[1:]) >= 2
+        ):
+            activations.add(info.name)
+    return dict(
+        collections.Counter(
+            n.op_type
+            for n in model.graph.node
+            if n.output[0] in activations
+            or (n.op_type.startswith("Reduce") and n.input[0] in activations)
+        )
+    )
+
+
+def test_onnx_graph_has_one_node_per_pad_and_norm(tiny_onnx):
+    """What ONNX Runtime's speed relies on (`docs/environment.md#onnx`).
+
+    Per layer norm: 2 reads (the mean's and the variance's innermost
+    ReduceMean), Sub (x - mean), Mul (its square) and one
+    BatchNormalization for the affine tail (tf2onnx's graph had Mul, Sub,
+    Mul, Sub there). Per padded conv: one reflect Pad (tf2onnx's: 2-12
+    Slices and 2-6 Concats). Transposes only at the NHWC input and output
+    (3 channels each); the 2 Concats are the UE skips.
+    """
+    _, content = tiny_onnx
+    assert _activation_passes(content) == {
+        "Conv": 25,
+        "ReduceMean": 48,
+        "Sub": 24,
+        "Mul": 24,
+        "BatchNormalization": 24,
+        "LeakyRelu": 20,
+        "Pad": 17,  # 16 padded convs + the pad to a multiple of 4
+        "Add": 3,  # residuals of C_r2-C_r4
+        "Resize": 2,
+        "Concat": 2,
+        "Transpose": 2,
+        "Reshape": 1,  # the channel count restated after the pad
+        "Slice": 1,  # the crop back to H x W
+        "Tanh": 1,
+    }
+    import onnx
+
+    model = onnx.load_from_string(content)
+    pads = [n for n in model.graph.node if n.op_type == "Pad"]
+    modes = [
+        onnx.helper.get_attribute_value(a)
+        for n in pads
+        for a in n.attribute
+        if a.name == "mode"
+    ]
+    assert modes == [b"reflect"] * 17
+    epsilons = [
+        onnx.helper.get_attribute_value(a)
+        for n in model.graph.node
+        if n.op_type == "BatchNormalization"
+        for a in n.attribute
+        if a.name == "epsilon"
+    ]
+    assert epsilons == pytest.approx([1e-12] * 24)  # the reference's
+
+
+def test_onnx_norms_fused_with_zero_beta(onnx_model):
+    """A new generator's norms (beta = 0) are fused too: 24 of 24."""
+    import onnx
+
+    ops = collections.Counter(
+        n.op_type for n in onnx.load_from_string(onnx_model).graph.node
+    )
+    assert ops["BatchNormalization"] == 24 and ops["Reciprocal"] == 0
+
+
+def test_onnx_rewrites_keep_keras_outputs(tiny_onnx, photos):
+    """The fused graph is the same network as Keras, to float32 rounding.
+
+    Measured 133.9 / 135.4 dB at 128x128 / 50x66 (random norm affines).
+    """
+    tiny, content = tiny_onnx
+    runner = uexport.OnnxRunner(content)
+    images = [photos["eval"][0], fit_cover(photos["eval"][1], (50, 66))]
+    for image in images:
+        ref = uexport.keras_outputs(tiny, [image])[0]
+        out = runner(to_unit_range_np([image]))
+        assert out.shape == ref.shape
+        value = uexport.psnr(out, ref)
+        print(f"ONNX (fused) {out.shape[1:3]}: PSNR {value:.1f} dB")
+        assert value >= 110
+
+
+def _concat_model(pieces, axis=2):
+    """`y = Concat(pieces)` along `axis` of x `[1, 2, 5, 4]`.
+
+    `pieces` lists "x" or a row index: a one-row Slice of x, written as
+    tf2onnx writes `layers.reflect_pad` (every axis listed; the row's end
+    is the start + 1, counted from the end when negative).
+    """
+    onnx = pytest.importorskip("onnx")
+    from onnx import TensorProto
+    from onnx import helper
+
+    nodes, inits, inputs = [], [], []
+    for i, piece in enumerate(pieces):
+        if piece == "x":
+            inputs.append("x")
+            continue
+        starts, ends = [0, 0, 0, 0], [2**31 - 1] * 4
+        starts[axis], ends[axis] = piece, piece + 1
+        for name, value in (
+            (f"s{i}", starts),
+            (f"e{i}", ends),
+            (f"a{i}", [0, 1, 2, 3]),
+        ):
+            inits.append(
+                onnx.numpy_helper.from_array(np.array(value, np.int64), name)
+            )
+        nodes.append(
+            helper.make_node(
+                "Slice", ["x", f"s{i}", f"e{i}", f"a{i}"], [f"row{i}"]
+            )
+        )
+        inputs.append(f"row{i}")
+    nodes.append(helper.make_node("Concat", inputs, ["y"], axis=axis))
+    graph = helper.make_graph(
+        nodes,
+        "pad",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 2, 5, 4])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+        inits,
+    )
+    model = helper.make_model(
+        graph, opset_imports=[helper.make_opsetid("", 17)]
+    )
+    model.ir_version = 8
+    return model
+
+
+@pytest.mark.parametrize(
+    "pieces, pad",
+    [
+        ([2, 1, "x", -2, -3], (2, 2)),  # a 5x5 conv's pad
+        (["x", -2], (0, 1)),  # a stride-2 conv's bottom pad
+        ([0, "x"], None),  # edge (border row repeated): not a reflection
+        ([1, 2, "x"], None),  # rows in the wrong order
+    ],
+)
+def test_fuse_reflect_pads(pieces, pad):
+    """Only slices-and-concats equal to a reflect pad become one Pad."""
+    pytest.importorskip("onnxruntime")
+    model = _concat_model(pieces)
+    x = np.arange(40, dtype=np.float32).reshape(1, 2, 5, 4)
+    expected = uexport.OnnxRunner(model.SerializeToString())(x)
+    fused = uexport.fuse_reflect_pads(model)
+    ops = [n.op_type for n in model.graph.node]
+    if pad is None:
+        assert fused == 0 and ops.count("Pad") == 0
+        return
+    assert fused == 1 and ops == ["Pad"]
+    reflected = np.pad(x, ((0, 0), (0, 0), pad, (0, 0)), mode="reflect")
+    np.testing.assert_array_equal(expected, reflected)
+    out = uexport.OnnxRunner(model.SerializeToString())(x)
+    np.testing.assert_array_equal(out, reflected)
+
+
 # ---------------------------------------------------------------------------
 # The whole export and the tool.
 # ---------------------------------------------------------------------------

@@ -28,6 +28,8 @@ from uegan_tf.export.formats import FORMATS
 from uegan_tf.export.onnx import ONNX_OPSET
 from uegan_tf.export.onnx import OnnxRunner
 from uegan_tf.export.onnx import convert_to_onnx
+from uegan_tf.export.onnx import fuse_layer_norms
+from uegan_tf.export.onnx import fuse_reflect_pads
 from uegan_tf.export.onnx import split_reductions
 from uegan_tf.export.options import DEFAULT_FIXED_SIZE
 from uegan_tf.export.options import QUANTIZATIONS
@@ -71,6 +73,8 @@ __all__ = [
     "TFLiteRunner",
     "compare",
     "convert_to_onnx",
+    "fuse_layer_norms",
+    "fuse_reflect_pads",
     "split_reductions",
     "convert_to_tflite",
     "existing_versions",
