@@ -44,7 +44,6 @@ setting. `--help` lists them without starting TensorFlow.
 import sys
 
 import _bootstrap  # noqa: F401
-from absl import flags
 
 from uegan_tf import flags as uflags
 from uegan_tf.config import ExportConfig
@@ -105,24 +104,10 @@ def cli(argv=None, flag_values=None):
     Returns:
         The exit code: 0 done, 2 bad flags or a failed export.
     """
-    from uegan_tf.quiet import quiet_tensorflow
-
-    argv = list(sys.argv if argv is None else argv)
-    if uflags.wants_help(argv):
-        print(uflags.command_help(ExportConfig, USAGE))
-        return 0
-    flag_values = flags.FlagValues() if flag_values is None else flag_values
-    try:
-        rest = uflags.parse_command(ExportConfig, argv, flag_values)
-        if len(rest) > 1:
-            raise ValueError(f"unexpected arguments: {' '.join(rest[1:])}")
-        # Before the config: checking --format imports the converters.
-        quiet_tensorflow(flag_values.verbose)
-        cfg = uflags.config_from_flags(ExportConfig, flag_values)
-    except ValueError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    return export(cfg)
+    # quiet_first: checking --format imports the converters.
+    return uflags.run_config_command(
+        ExportConfig, USAGE, export, argv, flag_values, quiet_first=True
+    )
 
 
 if __name__ == "__main__":

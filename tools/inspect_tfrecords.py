@@ -13,7 +13,6 @@ flags. The flags are generated from `uegan_tf.config.InspectConfig`.
 import sys
 
 import _bootstrap  # noqa: F401
-from absl import flags
 
 from uegan_tf import flags as uflags
 from uegan_tf.config import InspectConfig
@@ -81,26 +80,9 @@ def cli(argv=None, flag_values=None):
     Returns:
         The exit code (see `describe`; 2 also for bad flags).
     """
-    from uegan_tf.quiet import quiet_tensorflow
-
-    argv = list(sys.argv if argv is None else argv)
-    if uflags.wants_help(argv):
-        print(uflags.command_help(InspectConfig, USAGE))
-        return 0
-    flag_values = flags.FlagValues() if flag_values is None else flag_values
-    try:
-        rest = uflags.parse_command(InspectConfig, argv, flag_values)
-        if len(rest) > 2:
-            raise ValueError(f"unexpected arguments: {' '.join(rest[2:])}")
-        records = rest[1] if len(rest) > 1 else ""
-        cfg = uflags.config_from_flags(
-            InspectConfig, flag_values, records=records
-        )
-    except ValueError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    quiet_tensorflow(cfg.verbose)
-    return describe(cfg)
+    return uflags.run_config_command(
+        InspectConfig, USAGE, describe, argv, flag_values
+    )
 
 
 if __name__ == "__main__":

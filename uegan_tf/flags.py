@@ -258,28 +258,48 @@ def parse_command(cls, argv, flag_values=FLAGS, known_only=False):
         raise ValueError(str(e).strip().splitlines()[0]) from None
 
 
-def parse_config(cls, argv, flag_values=FLAGS):
-    """The validated `cls` of a command that takes flags only.
+def _argument_names(cls):
+    """The `config.argument` fields of `cls`, in declaration order."""
+    return [
+        f.name for f in dataclasses.fields(cls) if f.metadata.get("argument")
+    ]
 
-    `parse_command`, then `config_from_flags`; positional arguments are
-    refused.
+
+def _parse(cls, argv, flag_values, before_config=None):
+    """`parse_command`, then `config_from_flags` with the positional
+    arguments as the `config.argument` fields (in order); more positional
+    arguments than such fields are refused. `before_config()` runs in
+    between (flags parsed, not yet validated)."""
+    rest = parse_command(cls, argv, flag_values)[1:]
+    names = _argument_names(cls)
+    if len(rest) > len(names):
+        raise ValueError(
+            f"unexpected arguments: {' '.join(rest[len(names) :])}"
+        )
+    if before_config is not None:
+        before_config()
+    return config_from_flags(cls, flag_values, **dict(zip(names, rest)))
+
+
+def parse_config(cls, argv, flag_values=FLAGS):
+    """The validated `cls` of a command: flags, and positional arguments
+    for its `config.argument` fields (none for most commands).
 
     Raises:
         ValueError: one line naming the bad flag, value or argument.
     """
-    rest = parse_command(cls, argv, flag_values)
-    if len(rest) > 1:
-        raise ValueError(f"unexpected arguments: {' '.join(rest[1:])}")
-    return config_from_flags(cls, flag_values)
+    return _parse(cls, argv, flag_values)
 
 
-def run_config_command(cls, usage, main, argv=None, flag_values=None):
-    """The whole life of a flag-only command, around its `main(cfg)`.
+def run_config_command(
+    cls, usage, main, argv=None, flag_values=None, quiet_first=False
+):
+    """The whole life of a config-driven command, around its `main(cfg)`.
 
     `--help` prints `command_help(cls, usage)` (exit 0, no TensorFlow);
-    bad flags print one `error: ...` line (exit 2); otherwise TensorFlow
-    starts quietly (unless the config's `verbose`) and `main(cfg)` returns
-    the exit code.
+    bad flags or arguments print one `error: ...` line (exit 2); otherwise
+    TensorFlow starts quietly (unless the config's `verbose`) and
+    `main(cfg)` returns the exit code.
 
     Args:
         cls: the command's config dataclass.
@@ -287,6 +307,8 @@ def run_config_command(cls, usage, main, argv=None, flag_values=None):
         main: validated config -> exit code.
         argv: the command line, program name first (default: sys.argv).
         flag_values: the flag registry (default: a fresh one).
+        quiet_first: start TensorFlow quietly before validating the
+            config (for configs whose validation imports it).
     """
     import sys
 
@@ -297,10 +319,16 @@ def run_config_command(cls, usage, main, argv=None, flag_values=None):
         print(command_help(cls, usage))
         return 0
     flag_values = flags.FlagValues() if flag_values is None else flag_values
+
+    def quiet():
+        verbose = "verbose" in flag_values and flag_values["verbose"].value
+        quiet_tensorflow(bool(verbose))
+
     try:
-        cfg = parse_config(cls, argv, flag_values)
+        cfg = _parse(cls, argv, flag_values, quiet if quiet_first else None)
     except ValueError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    quiet_tensorflow(getattr(cfg, "verbose", False))
+    if not quiet_first:
+        quiet_tensorflow(getattr(cfg, "verbose", False))
     return main(cfg)
