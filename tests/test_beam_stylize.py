@@ -168,3 +168,23 @@ def test_unloadable_model_is_a_usage_error(tmp_path, photos, capsys):
     assert code == 2
     assert "no such file or folder" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()  # no pipeline was started
+
+
+def test_input_matching_nothing_is_a_usage_error(tmp_path, capsys):
+    """`flat/**/*.jpg` needs a subfolder in Beam: with the one photo at the
+    top level it matches nothing, which must not end as a silent "done"."""
+    save_rgb(tmp_path / "flat" / "one.jpg", synthetic_image(40, 52, seed=0))
+    code = main(
+        [
+            f"--input={tmp_path / 'flat'}/**/*.jpg",
+            f"--output={tmp_path / 'out'}",
+            "--model=anime",
+        ]
+    )
+    assert code == 2
+    err = capsys.readouterr().err
+    assert (
+        err.startswith("error: --input matched no files")
+        and "'photos/**'" in err
+    )
+    assert not (tmp_path / "out").exists()

@@ -302,6 +302,17 @@ def parse_args(argv, flag_values=None):
     return uflags.config_from_flags(BeamConfig, flag_values), rest[1:]
 
 
+def _matches_any(pattern):
+    """Whether Beam's file systems match at least one file for `pattern`."""
+    from apache_beam.io.filesystem import BeamIOError
+    from apache_beam.io.filesystems import FileSystems
+
+    try:
+        return bool(FileSystems.match([pattern])[0].metadata_list)
+    except BeamIOError:  # some file systems raise on an empty match
+        return False
+
+
 def main(argv=None, flag_values=None):
     """Run the job; `argv` without the program name (default: sys.argv).
 
@@ -330,6 +341,14 @@ def main(argv=None, flag_values=None):
         resolve_source(cfg.model)
     except ModelLoadError as e:
         print(f"error: {e}", file=sys.stderr)
+        return 2
+    # An input that matches nothing would "succeed" with no output.
+    if not _matches_any(cfg.input):
+        print(
+            f"error: --input matched no files: {cfg.input} (in Beam's "
+            "patterns '**/' needs a subfolder: use 'photos/**')",
+            file=sys.stderr,
+        )
         return 2
     options = PipelineOptions(beam_args, save_main_session=False)
     with beam.Pipeline(options=options) as p:
