@@ -186,6 +186,23 @@ def test_parse_models():
     assert split_step("me@host/x") == ("me@host/x", None)
 
 
+def test_missing_model_fails_before_any_work(tmp_path):
+    """A missing `--models` source is refused before the photos, features
+    or baselines are touched (it used to fail after minutes of work)."""
+    from uegan_tf.inference.stylizer import ModelLoadError
+
+    save_rgb(tmp_path / "photos" / "p.png", synthetic_image(36, 44, 0))
+    cfg = EvalConfig(
+        models=(("anime", "anime"), ("mine", str(tmp_path / "nope") + "@800")),
+        photos=str(tmp_path / "photos"),
+        out=str(tmp_path / "out"),
+        features="none",
+    )
+    with pytest.raises(ModelLoadError, match="nope"):
+        evaluate(cfg, log=lambda m: None)
+    assert not (tmp_path / "out").exists()
+
+
 def test_evaluate_end_to_end(tmp_path):
     for i in range(2):
         save_rgb(tmp_path / "photos" / f"p{i}.png", synthetic_image(36, 44, i))

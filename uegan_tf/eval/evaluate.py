@@ -274,7 +274,11 @@ def evaluate(cfg, log=print):
     from uegan_tf.image_io import load_rgb
     from uegan_tf.image_io import save_rgb
     from uegan_tf.inference.stylizer import Stylizer
+    from uegan_tf.inference.stylizer import resolve_source
 
+    # Every model source must exist before minutes of feature work.
+    for _, source in cfg.models:
+        resolve_source(split_step(source)[0])
     out = pathlib.Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     if not find_images(cfg.photos):
