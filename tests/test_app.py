@@ -298,6 +298,13 @@ def test_module_help():
 # -- the service, without a server ----------------------------------------
 
 
+def test_missing_model_path_is_a_usage_error_at_start(tmp_path, capsys):
+    code = app.cli(["uegan app", f"--model=mine={tmp_path / 'nope'}"])
+    assert code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: ") and "nope" in err[0]
+
+
 def test_no_models_gives_a_message(tmp_path):
     service = app.StylizeService({}, work_dir=tmp_path)
     with pytest.raises(app.InputError, match="No style is available"):
