@@ -372,3 +372,23 @@ def test_large_image_runs_in_bounded_memory(tmp_path, model_path):
     # pass) the process stays under 4 GB (measured: see the README).
     assert peak_mb < 4096, peak_mb
     print(f"peak RSS {peak_mb:.0f} MB")
+
+
+def test_missing_model_is_reported_before_existing_outputs(tmp_path, capsys):
+    """With outputs that already exist, a --model that names nothing is
+    still the error (exit 2), not a list of "exists" errors (exit 1)."""
+    save_rgb(tmp_path / "photos" / "a.jpg", np.full((16, 16, 3), 90, np.uint8))
+    save_rgb(tmp_path / "out" / "a.jpg", np.zeros((16, 16, 3), np.uint8))
+    code, _, err = run_cli(
+        capsys,
+        "stylize",
+        str(tmp_path / "photos"),
+        f"--out_dir={tmp_path / 'out'}",
+        f"--model={tmp_path / 'nope'}",
+    )
+    assert code == 2
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(
+        "error: cannot load the model"
+    )
+    assert "exists" not in err

@@ -346,11 +346,15 @@ def run(cfg, log=print, err=None, progress=True):
     from uegan_tf.image_io import load_rgb
     from uegan_tf.image_io import save_rgb
     from uegan_tf.inference.stylizer import Stylizer
+    from uegan_tf.inference.stylizer import resolve_source
     from uegan_tf.inference.video import VideoError
     from uegan_tf.inference.video import is_short
     from uegan_tf.inference.video import model_share
     from uegan_tf.inference.video import stylize_video
 
+    # A model that names nothing is the first error, not hidden behind
+    # per-output ones (and nothing is created for it).
+    resolve_source(cfg.source)
     # tqdm.write keeps one message per line while a progress bar is drawn.
     err = err or (lambda msg: tqdm.write(msg, file=sys.stderr))
     out_dir = pathlib.Path(cfg.out_dir)
