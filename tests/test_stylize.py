@@ -247,7 +247,13 @@ def test_overlapped_video_error_stops_all_threads(tmp_path, where):
             batch=2,
             progress=progress,
         )
-    assert threading.active_count() == before
+    # Our decode and encode threads are joined (a count of all threads
+    # was flaky under load: imageio-ffmpeg's stderr reader of the closed
+    # ffmpeg process may still be finishing).
+    assert [
+        t.name for t in threading.enumerate() if t.name.startswith("video-")
+    ] == []
+    assert threading.active_count() <= before + 1
     # Nothing half-written: no output, no temporary file.
     assert list((tmp_path / "out").iterdir()) == []
 
