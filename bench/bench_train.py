@@ -73,9 +73,7 @@ def main(argv):
     del argv
     import tensorflow as tf
 
-    from uegan_tf.testing import tiny_train_config
     from uegan_tf.testing import write_fake_records
-    from uegan_tf.train.trainer import Trainer
 
     tf.get_logger().setLevel("ERROR")
     rows = []
@@ -95,26 +93,15 @@ def main(argv):
                 ("UE (unet + edge)", True, 5.0),
                 ("AnimeGANv2 (plain)", False, 0.0),
             ):
-                cfg = tiny_train_config(
+                trainer = reference_trainer(
                     pathlib.Path(tmp) / f"run_{size}_{unet}_{precision}",
                     records,
-                    batch_size=FLAGS.batch_size,
-                    epochs=1000,
+                    precision,
                     init_epochs=1,
-                    steps_per_epoch=1000,
                     data={"crop_size": size, "short_side": size},
-                    # The reference widths (tiny_train_config's are 4 / 8).
-                    model={
-                        "unet": unet,
-                        "vgg_arch": FLAGS.vgg_arch,
-                        "g_width": 32,
-                        "d_channels": 64,
-                    },
+                    model={"unet": unet},
                     loss={"edge": edge},
-                    precision=precision,
                 )
-                trainer = Trainer(cfg, progress=False, log=lambda m: None)
-                trainer.restore()
                 it = trainer.iterator
                 variants = [("gan", trainer.gan_fn)]
                 if unet:
@@ -175,6 +162,33 @@ def main(argv):
     )
 
 
+def reference_trainer(workdir, records, precision, model, **changes):
+    """A restored `Trainer` at the reference widths (tiny_train_config's
+    are 4 / 8) with `--vgg_arch` and `--batch_size`; `model` adds model
+    settings, `changes` other config sections or fields."""
+    from uegan_tf.testing import tiny_train_config
+    from uegan_tf.train.trainer import Trainer
+
+    cfg = tiny_train_config(
+        workdir,
+        records,
+        batch_size=FLAGS.batch_size,
+        epochs=1000,
+        steps_per_epoch=1000,
+        model={
+            "vgg_arch": FLAGS.vgg_arch,
+            "g_width": 32,
+            "d_channels": 64,
+            **model,
+        },
+        precision=precision,
+        **changes,
+    )
+    trainer = Trainer(cfg, progress=False, log=lambda m: None)
+    trainer.restore()
+    return trainer
+
+
 def track_losses(tmp, records, size):
     """N GAN steps of the UE generator under each precision, same start.
 
@@ -184,29 +198,17 @@ def track_losses(tmp, records, size):
     Returns:
         `{precision: {metric: [value per step]}}`.
     """
-    from uegan_tf.testing import tiny_train_config
-    from uegan_tf.train.trainer import Trainer
 
     curves = {}
     for precision in FLAGS.precisions:
-        cfg = tiny_train_config(
+        trainer = reference_trainer(
             pathlib.Path(tmp) / f"track_{precision}",
             records,
-            batch_size=FLAGS.batch_size,
-            epochs=1000,
+            precision,
             init_epochs=0,
-            steps_per_epoch=1000,
             data={"crop_size": size, "short_side": 0},
-            model={
-                "vgg_arch": FLAGS.vgg_arch,
-                "vgg_weights": FLAGS.vgg_weights,
-                "g_width": 32,
-                "d_channels": 64,
-            },
-            precision=precision,
+            model={"vgg_weights": FLAGS.vgg_weights},
         )
-        trainer = Trainer(cfg, progress=False, log=lambda m: None)
-        trainer.restore()
         curve = {}
         t = time.perf_counter()
         for _ in range(FLAGS.track_steps):
