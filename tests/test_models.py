@@ -469,3 +469,32 @@ def test_spectral_norm_power_iteration_in_float32_under_mixed_precision(
     assert got.dtype == tf.float32
     np.testing.assert_allclose(got.numpy().item(), sigma, rtol=1e-6)
     np.testing.assert_allclose(layer.u.numpy(), u2, rtol=1e-6, atol=1e-7)
+
+
+def test_vgg19_weights_that_cannot_be_had_are_one_line(tmp_path, monkeypatch):
+    """Offline, Keras' VGG19 download raises a bare Exception (URL and
+    errno) that reached the user as a traceback; a damaged .h5 did too.
+    Both are one-line ValueErrors (the train command's exit-2 path)."""
+    bad = tmp_path / "vgg19.h5"
+    bad.write_bytes(b"not an hdf5 file")
+    with pytest.raises(
+        ValueError, match=r"^cannot read VGG19 weights .*vgg19\.h5 \("
+    ) as e:
+        build_vgg_features("vgg19", str(bad))
+    assert "\n" not in str(e.value)
+
+    def offline(**kwargs):
+        assert kwargs["weights"] == "imagenet"
+        raise Exception(  # what keras.utils.get_file raises offline
+            "URL fetch failure on https://storage.googleapis.com/x.h5: None "
+            "-- [Errno -2] Name or service not known"
+        )
+
+    monkeypatch.setattr(keras.applications, "VGG19", offline)
+    with pytest.raises(ValueError) as e:
+        build_vgg_features("vgg19", "imagenet")
+    assert str(e.value).startswith(
+        "cannot download Keras' ImageNet VGG19 weights into ~/.keras/models "
+        "(URL fetch failure on https://storage.googleapis.com/x.h5: None -- "
+        "[Errno -2] Name or service not known); offline, pass a local VGG19"
+    )

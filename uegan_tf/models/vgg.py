@@ -127,7 +127,8 @@ def build_vgg_features(arch="vgg19", weights=None):
 
     Raises:
         FileNotFoundError: a weights path that does not exist.
-        ValueError: an unsupported combination of arch and weights.
+        ValueError: an unsupported combination of arch and weights, or
+            VGG19 weights that cannot be downloaded or read (one line).
     """
     model = VGGFeatures(arch, name=f"{arch}_features")
     model(tf.zeros([1, 16, 16, 3]))
@@ -141,9 +142,12 @@ def build_vgg_features(arch="vgg19", weights=None):
                 "an .npz file is the offline VGG16 format; use arch='vgg16'"
             )
         # Keras' own loader handles both the download and local .h5 files.
-        source = keras.applications.VGG19(
-            include_top=False, weights=weights, input_shape=(None, None, 3)
-        )
+        try:
+            source = keras.applications.VGG19(
+                include_top=False, weights=weights, input_shape=(None, None, 3)
+            )
+        except Exception as e:  # noqa: BLE001 - Keras raises bare Exception
+            raise ValueError(_vgg19_error(weights, e)) from None
         for conv in model.convs:
             conv.set_weights(source.get_layer(conv.name).get_weights())
     else:
@@ -161,3 +165,19 @@ def build_vgg_features(arch="vgg19", weights=None):
         for conv, name in zip(model.convs, names):
             conv.set_weights([data[f"{name}/kernel"], data[f"{name}/bias"]])
     return model
+
+
+def _vgg19_error(weights, error):
+    """One line for a VGG19 download or load that failed, with the
+    offline way out (Keras prints a URL and an errno, then a traceback)."""
+    from uegan_tf.errors import first_line
+
+    reason = first_line(error)
+    if weights == "imagenet":
+        return (
+            "cannot download Keras' ImageNet VGG19 weights into "
+            f"~/.keras/models ({reason}); offline, pass a local VGG19 .h5 "
+            "(--vgg_weights=PATH) or use --vgg_arch=vgg16 "
+            "--vgg_weights=PATH/vgg16_imagenet_features.npz"
+        )
+    return f"cannot read VGG19 weights {weights} ({reason})"
