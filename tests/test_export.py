@@ -249,6 +249,28 @@ def test_export_is_atomic(generator, tmp_path, monkeypatch):
     assert list((tmp_path / "uegan").iterdir()) == []
 
 
+def test_missing_converter_package_is_refused_before_writing(
+    generator, tmp_path, monkeypatch
+):
+    """ONNX without tf2onnx: one ExportError naming the package, and
+    nothing written (it used to fail after the SavedModel was written)."""
+    from uegan_tf.export.formats import FORMATS
+
+    row = FORMATS["onnx"]
+    assert row.requires == ("tf2onnx", "onnxruntime")
+    monkeypatch.setitem(
+        FORMATS, "onnx", row._replace(requires=("uegan_no_such_package",))
+    )
+    options = uexport.ExportOptions(out_dir=str(tmp_path), formats=("onnx",))
+    with pytest.raises(
+        uexport.ExportError,
+        match=r"^--format=onnx needs uegan_no_such_package "
+        r"\(pip install uegan_no_such_package\)$",
+    ):
+        uexport.export_generator(generator, options, log=lambda m: None)
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_existing_version_is_refused(generator, saved_model):
     with pytest.raises(FileExistsError):
         uexport.write_saved_model(

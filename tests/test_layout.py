@@ -72,12 +72,19 @@ def test_serving_loads_no_training_code(module, loaded_after):
 
 
 def test_one_format_table():
+    from uegan_tf.config import EXPORT_FORMATS
+    from uegan_tf.export import onnx
+    from uegan_tf.export import tflite
     from uegan_tf.export.formats import FORMATS
     from uegan_tf.export.options import ExportOptions
 
-    assert list(FORMATS) == ["tflite", "onnx"]
-    for fmt in FORMATS.values():
-        assert callable(fmt.write_models) and callable(fmt.runner)
+    # The names are defined once (config: --format is checked without
+    # TensorFlow); each row is its converter module's.
+    assert EXPORT_FORMATS == ("tflite", "onnx")
+    assert list(FORMATS) == list(EXPORT_FORMATS)
+    assert FORMATS["tflite"].runner is tflite.TFLiteRunner
+    assert FORMATS["onnx"].write_models is onnx.write_models
+    assert FORMATS["tflite"].requires == ()
     with pytest.raises(ValueError, match="format must be in"):
         ExportOptions(out_dir="/tmp/x", formats=("coreml",)).validate()
 

@@ -4,6 +4,7 @@ each checked against Keras, then a JSON report.
 `export_generator` reads as its steps: photos, SavedModel, formats, report.
 """
 
+import importlib.util
 import json
 import math
 import pathlib
@@ -12,6 +13,7 @@ from uegan_tf.export import photos as photos_lib
 from uegan_tf.export.checks import compare
 from uegan_tf.export.checks import keras_outputs
 from uegan_tf.export.formats import FORMATS
+from uegan_tf.export.options import ExportError
 from uegan_tf.export.savedmodel import saved_model_runner
 from uegan_tf.export.savedmodel import signature_names
 from uegan_tf.export.savedmodel import write_saved_model
@@ -44,6 +46,7 @@ def export_generator(generator, options, log=print):
         ValueError: invalid options.
     """
     options.validate()
+    _check_packages(options)
     out_dir = pathlib.Path(options.out_dir)
     # Photos first: a missing folder should fail before minutes of work.
     calib_photos = _calibration_photos(options, log)
@@ -91,6 +94,22 @@ def export_generator(generator, options, log=print):
 def _wanted_formats(options):
     """The requested formats, in table order."""
     return [name for name in FORMATS if name in options.formats]
+
+
+def _check_packages(options):
+    """Refuse a format whose packages are missing before anything is
+    written (not after minutes of work, with a SavedModel left behind)."""
+    for name in _wanted_formats(options):
+        missing = [
+            package
+            for package in FORMATS[name].requires
+            if importlib.util.find_spec(package) is None
+        ]
+        if missing:
+            raise ExportError(
+                f"--format={name} needs {' and '.join(missing)} "
+                f"(pip install {' '.join(missing)})"
+            )
 
 
 def _calibration_photos(options, log):

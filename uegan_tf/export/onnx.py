@@ -684,3 +684,9 @@ def needs_calibration(options):
     """ONNX models are float: no calibration photos."""
     del options
     return False
+
+
+# The format's row (`formats.FORMATS`): its runner, and the packages the
+# conversion and the check need (checked before the SavedModel is written).
+Runner = OnnxRunner
+REQUIRES = ("tf2onnx", "onnxruntime")

@@ -307,3 +307,10 @@ def write_models(saved, out_dir, stem, options, calibration, log=print):
 def needs_calibration(options):
     """Whether `options` asks for int8 (calibration photos needed)."""
     return "int8" in options.quantize
+
+
+# The format's row (`formats.FORMATS`): its runner, and no package beyond
+# TensorFlow (the converter is TF's; `tflite_interpreter` falls back to
+# TF's interpreter without LiteRT).
+Runner = TFLiteRunner
+REQUIRES = ()
