@@ -381,10 +381,10 @@ def test_tool_flags_are_generated_from_their_settings(cls):
 
 
 def _export_config(*args):
-    """The `ExportConfig` of `tools/export_tflite.py --checkpoint=g.keras
+    """The `ExportConfig` of `tools/export_tflite.py --checkpoint=anime
     --out_dir=o ARGS...`."""
     fv = flags.FlagValues()
-    argv = ["export", "--checkpoint=g.keras", "--out_dir=o", *args]
+    argv = ["export", "--checkpoint=anime", "--out_dir=o", *args]
     uflags.parse_command(config.ExportConfig, argv, fv)
     return uflags.config_from_flags(config.ExportConfig, fv)
 
@@ -406,7 +406,7 @@ def test_export_flags_reach_the_options():
         "--verbose",
     )
     assert cfg == config.ExportConfig(
-        checkpoint="g.keras",
+        checkpoint="anime",
         step=1800,
         verbose=True,
         options=config.ExportOptions(
@@ -445,7 +445,7 @@ def test_export_flag_defaults():
     cfg = _export_config()
     # The library's own `ExportOptions(out_dir=...)` is the flags' default.
     assert cfg == config.ExportConfig(
-        checkpoint="g.keras", options=config.ExportOptions(out_dir="o")
+        checkpoint="anime", options=config.ExportOptions(out_dir="o")
     )
     o = cfg.options
     assert (o.name, o.version, o.formats, o.quantize) == (

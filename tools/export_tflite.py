@@ -104,9 +104,8 @@ def cli(argv=None, flag_values=None):
     Returns:
         The exit code: 0 done, 2 bad flags or a failed export.
     """
-    # quiet_first: checking --format imports the converters.
     return uflags.run_config_command(
-        ExportConfig, USAGE, export, argv, flag_values, quiet_first=True
+        ExportConfig, USAGE, export, argv, flag_values
     )
 
 

@@ -24,11 +24,19 @@ from uegan_tf.quiet import quiet_tensorflow
 
 def main(argv):
     del argv
+    try:  # flags, folders: checked before TensorFlow's import (seconds)
+        cfg = uflags.prepare_config_from_flags()
+        missing = cfg.missing_folder()
+        if missing:
+            raise ValueError(missing)
+    except ValueError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    quiet_tensorflow()  # reads --verbose from sys.argv
     from uegan_tf.data.prepare import DataPreparationError
     from uegan_tf.data.prepare import prepare_dataset
 
     try:
-        cfg = uflags.prepare_config_from_flags()
         manifest = prepare_dataset(
             cfg, log=lambda msg: print(f"warning: {msg}", file=sys.stderr)
         )
@@ -47,8 +55,8 @@ def main(argv):
 
 if __name__ == "__main__":
     # Here, not at import: the spawned workers of prepare_dataset import
-    # this file again (as __mp_main__) and must not import TensorFlow.
-    quiet_tensorflow()  # reads --verbose from sys.argv
+    # this file again (as __mp_main__) and must not define flags (nor
+    # import TensorFlow: `main` does, after the checks).
     uflags.define_prepare_flags()
     define_verbose_flag()
     app.run(lambda argv: sys.exit(main(argv)))

@@ -83,12 +83,15 @@ def add_style_main(argv, flag_values=None):
     except ValueError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    _quiet_tensorflow_import(["--verbose"] if cfg.verbose else [])
     from uegan_tf import registry
-    from uegan_tf.inference.stylizer import ModelLoadError
-    from uegan_tf.inference.stylizer import load_generator
+    from uegan_tf.inference.sources import ModelLoadError
+    from uegan_tf.inference.sources import resolve_source
 
     try:
+        resolve_source(cfg.source)  # before TensorFlow's import (seconds)
+        _quiet_tensorflow_import(["--verbose"] if cfg.verbose else [])
+        from uegan_tf.inference.stylizer import load_generator
+
         generator, info = load_generator(cfg.source, cfg.step)
         path = registry.add_style(
             cfg.name,

@@ -430,6 +430,19 @@ class PrepareConfig:
             raise ValueError("shards and workers must be >= 0, min_side >= 1")
         return self
 
+    def missing_folder(self):
+        """ "photo folder not found: X" for the first source folder that is
+        not there, else None: the tool checks it before TensorFlow starts,
+        `data.prepare.prepare_dataset` raises it as a data error."""
+        for what, folder in (
+            ("photo", self.photo_dir),
+            ("style", self.style_dir),
+            ("smooth", self.smooth_dir),
+        ):
+            if folder and not os.path.isdir(folder):
+                return f"{what} folder not found: {folder}"
+        return None
+
 
 # -- Command settings (`uegan stylize`, `add-style`, the Beam job) -----------
 
@@ -682,6 +695,10 @@ class AppConfig:
 
 # TFLite quantization modes (`--quantize`; "all" selects every one).
 QUANTIZATIONS = ("none", "fp16", "dynamic", "int8")
+# Export formats besides the SavedModel (`--format`), in report order: each
+# is the converter module `uegan_tf/export/<name>.py` (`export/formats.py`).
+# Named here so that validating --format needs no TensorFlow.
+EXPORT_FORMATS = ("tflite", "onnx")
 # Image sides are at least this (the generator downsamples twice by 2).
 SIZE_MULTIPLE = 4
 DEFAULT_FIXED_SIZE = (256, 256)
@@ -742,7 +759,7 @@ class ExportOptions:
 
     The SavedModel goes to `<out_dir>/<name>/<version>/`, the other files
     next to `<out_dir>/<name>/` as `<name>_v<version>_<label>.<ext>`.
-    `formats` are keys of `uegan_tf.export.formats.FORMATS` (empty: the
+    `formats` are names of `EXPORT_FORMATS` (empty: the
     SavedModel only), `quantize` a subset of `QUANTIZATIONS`, `size` the
     TFLite input `(H, W)` or None for a dynamic size, `fixed_size` the
     `(H, W)` of the `serve_tflite` signature when `size` is None and of the
@@ -819,13 +836,11 @@ class ExportOptions:
             raise ValueError(f"bad model name {self.name!r}")
         if self.version is not None and self.version < 0:
             raise ValueError(f"version must be >= 0, got {self.version}")
-        # The format table imports the converters (TensorFlow).
-        from uegan_tf.export.formats import FORMATS
-
         for f in self.formats:
-            if f not in FORMATS:
-                names = tuple(FORMATS)
-                raise ValueError(f"format must be in {names}, got {f!r}")
+            if f not in EXPORT_FORMATS:
+                raise ValueError(
+                    f"format must be in {EXPORT_FORMATS}, got {f!r}"
+                )
         for q in self.quantize:
             if q not in QUANTIZATIONS:
                 raise ValueError(
@@ -880,6 +895,15 @@ class ExportConfig:
                 "--format=savedmodel (TFLite and ONNX quantize on their own: "
                 "--quantize=fp16,int8)"
             )
+        # Last (the values first): a source that names nothing, refused
+        # before TensorFlow's import.
+        from uegan_tf.inference.sources import ModelLoadError
+        from uegan_tf.inference.sources import resolve_source
+
+        try:
+            resolve_source(self.checkpoint)
+        except ModelLoadError as e:
+            raise ValueError(str(e)) from None
         return self
 
 

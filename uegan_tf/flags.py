@@ -265,19 +265,16 @@ def _argument_names(cls):
     ]
 
 
-def _parse(cls, argv, flag_values, before_config=None):
+def _parse(cls, argv, flag_values):
     """`parse_command`, then `config_from_flags` with the positional
     arguments as the `config.argument` fields (in order); more positional
-    arguments than such fields are refused. `before_config()` runs in
-    between (flags parsed, not yet validated)."""
+    arguments than such fields are refused."""
     rest = parse_command(cls, argv, flag_values)[1:]
     names = _argument_names(cls)
     if len(rest) > len(names):
         raise ValueError(
             f"unexpected arguments: {' '.join(rest[len(names) :])}"
         )
-    if before_config is not None:
-        before_config()
     return config_from_flags(cls, flag_values, **dict(zip(names, rest)))
 
 
@@ -291,9 +288,7 @@ def parse_config(cls, argv, flag_values=FLAGS):
     return _parse(cls, argv, flag_values)
 
 
-def run_config_command(
-    cls, usage, main, argv=None, flag_values=None, quiet_first=False
-):
+def run_config_command(cls, usage, main, argv=None, flag_values=None):
     """The whole life of a config-driven command, around its `main(cfg)`.
 
     `--help` prints `command_help(cls, usage)` (exit 0, no TensorFlow);
@@ -307,8 +302,9 @@ def run_config_command(
         main: validated config -> exit code.
         argv: the command line, program name first (default: sys.argv).
         flag_values: the flag registry (default: a fresh one).
-        quiet_first: start TensorFlow quietly before validating the
-            config (for configs whose validation imports it).
+
+    Validation never imports TensorFlow: a bad flag, path or model source
+    is refused in well under a second.
     """
     import sys
 
@@ -320,15 +316,10 @@ def run_config_command(
         return 0
     flag_values = flags.FlagValues() if flag_values is None else flag_values
 
-    def quiet():
-        verbose = "verbose" in flag_values and flag_values["verbose"].value
-        quiet_tensorflow(bool(verbose))
-
     try:
-        cfg = _parse(cls, argv, flag_values, quiet if quiet_first else None)
+        cfg = _parse(cls, argv, flag_values)
     except ValueError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    if not quiet_first:
-        quiet_tensorflow(getattr(cfg, "verbose", False))
+    quiet_tensorflow(getattr(cfg, "verbose", False))
     return main(cfg)

@@ -118,13 +118,10 @@ def cli(argv=None, flag_values=None):
     except ValueError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    from uegan_tf.quiet import quiet_tensorflow
-
-    quiet_tensorflow(config.verbose)
     # A --model that names nothing is a usage error now, not when a user
-    # first picks it in the page.
-    from uegan_tf.inference.stylizer import ModelLoadError
-    from uegan_tf.inference.stylizer import resolve_source
+    # first picks it in the page (and before TensorFlow's import).
+    from uegan_tf.inference.sources import ModelLoadError
+    from uegan_tf.inference.sources import resolve_source
 
     try:
         for source in (styles or {}).values():
@@ -132,6 +129,9 @@ def cli(argv=None, flag_values=None):
     except ModelLoadError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    from uegan_tf.quiet import quiet_tensorflow
+
+    quiet_tensorflow(config.verbose)
     root = private_temp_root()
     try:
         demo = build_app(styles, config, work_dir=root / "results")

@@ -300,6 +300,9 @@ def prepare_dataset(cfg, log=print):
             image in a source.
     """
     cfg.validate()
+    missing = cfg.missing_folder()
+    if missing:
+        raise DataPreparationError(missing)
     problem = output_dir_problem(cfg.out_dir)
     if problem:
         raise DataPreparationError(f"--out_dir: {problem}")

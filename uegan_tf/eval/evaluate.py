@@ -130,6 +130,14 @@ class EvalConfig:
                 )
         if self.max_side < 0:
             raise ValueError(f"--max_side must be >= 0, got {self.max_side}")
+        from uegan_tf.inference.sources import ModelLoadError
+        from uegan_tf.inference.sources import resolve_source
+
+        try:  # a source that names nothing: refused before TensorFlow
+            for _, source in self.models:
+                resolve_source(split_step(source)[0])
+        except ModelLoadError as e:
+            raise ValueError(str(e)) from None
         return self
 
 
@@ -273,10 +281,11 @@ def evaluate(cfg, log=print):
     from uegan_tf.image_io import load_images
     from uegan_tf.image_io import load_rgb
     from uegan_tf.image_io import save_rgb
+    from uegan_tf.inference.sources import resolve_source
     from uegan_tf.inference.stylizer import Stylizer
-    from uegan_tf.inference.stylizer import resolve_source
 
-    # Every model source must exist before minutes of feature work.
+    # Every model source must exist before minutes of feature work (also
+    # checked by `EvalConfig.validate`; a library caller may skip that).
     for _, source in cfg.models:
         resolve_source(split_step(source)[0])
     out = pathlib.Path(cfg.out)
@@ -475,7 +484,7 @@ def cli(argv=None, flag_values=None):
 
 def _run(cfg):
     """Evaluate, print the table; the exit code."""
-    from uegan_tf.inference.stylizer import ModelLoadError
+    from uegan_tf.inference.sources import ModelLoadError
 
     try:
         summary = evaluate(cfg)

@@ -337,30 +337,18 @@ def run(cfg, log=print, err=None, progress=True):
         ModelLoadError: the model cannot be loaded.
         OSError: the output folder cannot be created or written.
     """
-    import numpy as np
-    import tensorflow as tf
     from tqdm import tqdm
 
-    from uegan_tf.image_io import ImageReadError
-    from uegan_tf.image_io import ImageTooLargeError
-    from uegan_tf.image_io import load_rgb
-    from uegan_tf.image_io import save_rgb
-    from uegan_tf.inference.stylizer import Stylizer
-    from uegan_tf.inference.stylizer import resolve_source
-    from uegan_tf.inference.video import VideoError
-    from uegan_tf.inference.video import is_short
-    from uegan_tf.inference.video import model_share
-    from uegan_tf.inference.video import stylize_video
+    from uegan_tf.inference.sources import resolve_source
 
-    # A model that names nothing is the first error, not hidden behind
-    # per-output ones (and nothing is created for it).
+    # Everything that can be refused is checked before TensorFlow is
+    # imported (5-8 s): a model that names nothing is the first error, not
+    # hidden behind per-output ones (and nothing is created for it); inputs
+    # that all fail leave no empty output folder behind.
     resolve_source(cfg.source)
     # tqdm.write keeps one message per line while a progress bar is drawn.
     err = err or (lambda msg: tqdm.write(msg, file=sys.stderr))
     out_dir = pathlib.Path(cfg.out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    if not os.access(out_dir, os.W_OK):
-        raise OSError(f"output folder is not writable: {out_dir}")
     jobs, errors = expand_inputs(
         cfg.all_inputs,
         out_dir,
@@ -370,6 +358,11 @@ def run(cfg, log=print, err=None, progress=True):
     for e in errors:
         err(f"error: {e}")
     failures = len(errors)
+    if not jobs:
+        return failures
+    out_dir.mkdir(parents=True, exist_ok=True)
+    if not os.access(out_dir, os.W_OK):
+        raise OSError(f"output folder is not writable: {out_dir}")
     # Half-written outputs of a killed earlier run (hidden .part / video
     # temporaries): nothing else will ever remove them.
     for folder in sorted({job.dst.parent for job in jobs} | {out_dir}):
@@ -390,6 +383,22 @@ def run(cfg, log=print, err=None, progress=True):
         todo.append(job)
     if not todo:
         return failures
+
+    from uegan_tf.quiet import quiet_tensorflow
+
+    quiet_tensorflow(cfg.verbose)
+    import numpy as np
+    import tensorflow as tf
+
+    from uegan_tf.image_io import ImageReadError
+    from uegan_tf.image_io import ImageTooLargeError
+    from uegan_tf.image_io import load_rgb
+    from uegan_tf.image_io import save_rgb
+    from uegan_tf.inference.stylizer import Stylizer
+    from uegan_tf.inference.video import VideoError
+    from uegan_tf.inference.video import is_short
+    from uegan_tf.inference.video import model_share
+    from uegan_tf.inference.video import stylize_video
 
     stylizer = Stylizer(
         cfg.source,
@@ -529,7 +538,7 @@ def config_from_flags(argv, flag_values=None):
 
 def execute(cfg):
     """Run a validated config; returns the exit code (0, 1 or 2)."""
-    from uegan_tf.inference.stylizer import ModelLoadError
+    from uegan_tf.inference.sources import ModelLoadError
 
     try:
         failures = run(cfg)
@@ -548,9 +557,8 @@ def execute(cfg):
         return 130
     out = pathlib.Path(cfg.out_dir).resolve()
     if failures:
-        print(
-            f"done with {failures} error(s); results in {out}", file=sys.stderr
-        )
+        where = f"results in {out}" if out.is_dir() else "nothing written"
+        print(f"done with {failures} error(s); {where}", file=sys.stderr)
         return 1
     print(f"done; results in {out}")
     return 0
@@ -592,8 +600,6 @@ def cli(argv=None, flag_values=None):
         The exit code: 0 done, 1 some input failed, 2 usage error, 130
         interrupted.
     """
-    from uegan_tf.quiet import quiet_tensorflow
-
     argv = list(sys.argv if argv is None else argv)
     if uflags.wants_help(argv):
         print(help_text())
@@ -605,7 +611,7 @@ def cli(argv=None, flag_values=None):
     except ValueError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    quiet_tensorflow(cfg.verbose)
+    # `run` quiets TensorFlow when it imports it, after the cheap checks.
     return execute(cfg)
 
 

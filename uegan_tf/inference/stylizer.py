@@ -7,7 +7,6 @@ pre/post-process through `Stylizer`.
 
 import copy
 import math
-import pathlib
 import zipfile
 
 import cv2
@@ -16,93 +15,20 @@ import numpy as np
 import tensorflow as tf
 from google.protobuf.message import DecodeError
 
-from uegan_tf import registry
 from uegan_tf.errors import first_line
 from uegan_tf.image_io import parse_memory  # noqa: F401 - re-exported
 from uegan_tf.image_ops import fit_long_side
 from uegan_tf.image_ops import from_unit_range
 from uegan_tf.image_ops import luma
 from uegan_tf.image_ops import to_unit_range
+from uegan_tf.inference.sources import SOURCES_HELP  # noqa: F401
+from uegan_tf.inference.sources import ModelLoadError
+from uegan_tf.inference.sources import resolve_source
 from uegan_tf.models.layers import NormStats
 from uegan_tf.precision import inference_precision
 
-# What `load_generator` accepts, for error messages.
-SOURCES_HELP = (
-    "a style name (see `uegan list-styles`), a .keras generator file, a "
-    "training work dir (config.json + checkpoints/), a SavedModel folder "
-    "or an official AnimeGANv2 TF1 checkpoint folder"
-)
-
-
 # Smallest side the generator accepts (reflect padding at H/4 needs 2 px).
 MIN_SIDE = 8
-
-
-class ModelLoadError(Exception):
-    """A model source that cannot be loaded; `str()` is one line."""
-
-
-def _is_savedmodel(path):
-    return (path / "saved_model.pb").exists()
-
-
-def _is_tf1_checkpoint(path):
-    return (
-        path.is_dir()
-        and any(path.glob("*.index"))
-        and not (path / "config.json").exists()
-    )
-
-
-def resolve_source(source):
-    """Classify a model source.
-
-    Returns:
-        `(kind, path)` with kind in "keras", "workdir", "savedmodel",
-        "tf1_checkpoint"; a style name resolves to its `.keras` file.
-
-    Raises:
-        ModelLoadError: nothing usable at `source`.
-    """
-    if source is None:
-        source = registry.DEFAULT_STYLE
-    path = pathlib.Path(source).expanduser()
-    if path.is_file() and path.suffix == ".keras":
-        return "keras", path
-    if path.is_dir():
-        if (path / registry.GENERATOR_FILE).exists():
-            return "keras", path / registry.GENERATOR_FILE
-        if (path / "config.json").exists():
-            return "workdir", path
-        if _is_savedmodel(path):
-            return "savedmodel", path
-        # A versioned export base: <base>/<name>/<version>/saved_model.pb.
-        versions = sorted(
-            (
-                p
-                for p in path.iterdir()
-                if p.is_dir() and p.name.isdigit() and _is_savedmodel(p)
-            ),
-            key=lambda p: int(p.name),
-        )
-        if versions:
-            return "savedmodel", versions[-1]
-        if _is_tf1_checkpoint(path):
-            return "tf1_checkpoint", path
-        raise ModelLoadError(
-            f"{path}: not a model folder; expected {SOURCES_HELP}"
-        )
-    if path.exists():
-        raise ModelLoadError(
-            f"{path}: unsupported model file; expected {SOURCES_HELP}"
-        )
-    if "/" not in str(source) and "\\" not in str(source):
-        try:
-            style = registry.find_style(str(source))
-        except KeyError as e:
-            raise ModelLoadError(str(e.args[0])) from None
-        return "keras", pathlib.Path(style["path"])
-    raise ModelLoadError(f"{source}: no such file or folder")
 
 
 def with_precision(generator, precision):
