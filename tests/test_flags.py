@@ -498,7 +498,7 @@ def test_export_flags_are_the_documented_ones():
     assert documented == set(fv)
 
 
-def test_other_tool_configs():
+def test_other_tool_configs(tmp_path):
     fv = flags.FlagValues()
     argv = ["import", "--source=a.pt", "--upsample=half_pixel", "--unet"]
     cfg = uflags.parse_config(config.ImportConfig, argv, fv)
@@ -519,9 +519,15 @@ def test_other_tool_configs():
             config.BundleConfig, ["bundle", "--name=x"], flags.FlagValues()
         )
     fv = flags.FlagValues()
-    rest = uflags.parse_command(config.InspectConfig, ["i", "d", "--num=2"], fv)
+    (tmp_path / "d").mkdir()
+    (tmp_path / "d" / "manifest.json").write_text("{}")
+    d = str(tmp_path / "d")
+    rest = uflags.parse_command(config.InspectConfig, ["i", d, "--num=2"], fv)
     assert uflags.config_from_flags(
         config.InspectConfig, fv, records=rest[1]
-    ) == config.InspectConfig(records="d", num=2)
+    ) == config.InspectConfig(records=d, num=2)
     with pytest.raises(ValueError, match="^--num must be >= 1, got 0"):
-        config.InspectConfig(records="d", num=0).validate()
+        config.InspectConfig(records=d, num=0).validate()
+    # Not a prepared folder: refused by the config (before TensorFlow).
+    with pytest.raises(ValueError, match="manifest.json not found"):
+        config.InspectConfig(records=str(tmp_path)).validate()

@@ -284,6 +284,23 @@ else:
             "error: {missing}: no such file or folder",
         ),
         (
+            ["tools/inspect_tfrecords.py", "{missing}"],
+            "error: {missing}/manifest.json not found: prepare the data "
+            "first with `python tools/make_tfrecords.py --photo_dir=... "
+            "--style_dir=... --out_dir={missing}`",
+        ),
+        (
+            [
+                "uegan_tf.train",
+                "--flagfile=configs/smoke.flags",
+                "--records_dir={missing}",
+                "--workdir={out}",
+            ],
+            "error: {missing}/manifest.json not found: prepare the data "
+            "first with `python tools/make_tfrecords.py --photo_dir=... "
+            "--style_dir=... --out_dir={missing}`",
+        ),
+        (
             [
                 "tools/make_tfrecords.py",
                 "--photo_dir={missing}",
@@ -293,7 +310,16 @@ else:
             "error: photo folder not found: {missing}",
         ),
     ],
-    ids=["stylize", "app", "add-style", "export", "evaluate", "make_tfrecords"],
+    ids=[
+        "stylize",
+        "app",
+        "add-style",
+        "export",
+        "evaluate",
+        "inspect_tfrecords",
+        "train",
+        "make_tfrecords",
+    ],
 )
 def test_bad_paths_are_refused_before_tensorflow_is_imported(
     tmp_path, command, error

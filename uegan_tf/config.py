@@ -984,4 +984,10 @@ class InspectConfig:
             )
         if self.num < 1:
             raise ValueError(f"--num must be >= 1, got {self.num}")
+        from uegan_tf.data.schema import read_manifest
+
+        try:  # no prepared folder: refused before TensorFlow starts
+            read_manifest(self.records)
+        except FileNotFoundError as e:
+            raise ValueError(str(e)) from None
         return self

@@ -9,7 +9,7 @@ from uegan_tf.data import schema
 from uegan_tf.data.pipeline import corrupt_shard_error
 from uegan_tf.data.pipeline import gray3
 from uegan_tf.data.pipeline import list_shards
-from uegan_tf.data.prepare import read_manifest
+from uegan_tf.data.schema import read_manifest
 from uegan_tf.image_ops import fit_cover_tf
 from uegan_tf.image_ops import image_grid
 

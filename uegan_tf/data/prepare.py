@@ -399,19 +399,3 @@ def prepare_dataset(cfg, log=print):
     for name in old - new:
         (out / name).unlink(missing_ok=True)
     return manifest
-
-
-def read_manifest(records_dir):
-    """Load `manifest.json` of a prepared folder.
-
-    Raises:
-        FileNotFoundError: with a hint to run `tools/make_tfrecords.py`.
-    """
-    path = pathlib.Path(records_dir) / schema.MANIFEST
-    if not path.exists():
-        raise FileNotFoundError(
-            f"{path} not found: prepare the data first with "
-            "`python tools/make_tfrecords.py --photo_dir=... --style_dir=... "
-            f"--out_dir={records_dir}`"
-        )
-    return json.loads(path.read_text())

@@ -11,9 +11,14 @@ size (aspect ratio kept, so that the pipeline can random-crop):
 - style records: the same, plus `smooth/encoded`, the edge-smoothed copy
   of the style image (same size). Grayscale versions are derived in the
   pipeline (BT.601), not stored.
+
+TensorFlow is imported inside the functions that build or parse records:
+the names and `read_manifest` serve the commands' checks before
+TensorFlow starts (seconds), and the writer's worker processes.
 """
 
-import tensorflow as tf
+import json
+import pathlib
 
 IMAGE = "image/encoded"
 HEIGHT = "image/height"
@@ -41,6 +46,8 @@ def shard_pattern(kind):
 
 def feature_spec(kind):
     """`tf.io.parse_single_example` spec for a record kind."""
+    import tensorflow as tf
+
     spec = {
         IMAGE: tf.io.FixedLenFeature([], tf.string),
         HEIGHT: tf.io.FixedLenFeature([], tf.int64),
@@ -53,15 +60,21 @@ def feature_spec(kind):
 
 
 def _bytes(value):
+    import tensorflow as tf
+
     return tf.train.Feature(bytes_list=tf.train.BytesList(value=[value]))
 
 
 def _int(value):
+    import tensorflow as tf
+
     return tf.train.Feature(int64_list=tf.train.Int64List(value=[value]))
 
 
 def make_example(encoded, height, width, source, smooth=None):
     """Serialise one record (`smooth` only for style records)."""
+    import tensorflow as tf
+
     feature = {
         IMAGE: _bytes(encoded),
         HEIGHT: _int(height),
@@ -79,6 +92,8 @@ def parse_example(serialized, kind):
 
     Keys: "image" (and "smooth" for style records), "source".
     """
+    import tensorflow as tf
+
     parsed = tf.io.parse_single_example(serialized, feature_spec(kind))
     out = {
         "image": tf.io.decode_jpeg(parsed[IMAGE], channels=3),
@@ -87,3 +102,19 @@ def parse_example(serialized, kind):
     if kind == STYLE:
         out["smooth"] = tf.io.decode_jpeg(parsed[SMOOTH], channels=3)
     return out
+
+
+def read_manifest(records_dir):
+    """Load `manifest.json` of a prepared folder.
+
+    Raises:
+        FileNotFoundError: with a hint to run `tools/make_tfrecords.py`.
+    """
+    path = pathlib.Path(records_dir) / MANIFEST
+    if not path.exists():
+        raise FileNotFoundError(
+            f"{path} not found: prepare the data first with "
+            "`python tools/make_tfrecords.py --photo_dir=... --style_dir=... "
+            f"--out_dir={records_dir}`"
+        )
+    return json.loads(path.read_text())

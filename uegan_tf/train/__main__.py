@@ -16,12 +16,26 @@ from absl import logging
 
 
 def main(argv, flag_values=flags.FLAGS):
+    from uegan_tf import flags as uflags
+    from uegan_tf.data.schema import read_manifest
+    from uegan_tf.quiet import quiet_tensorflow
+
     if len(argv) > 1:
         print(f"error: unexpected arguments {argv[1:]}", file=sys.stderr)
         return 2
+    # Flags and the records folder are checked before TensorFlow starts
+    # (seconds): a typo is refused at once.
+    try:
+        cfg = uflags.train_config_from_flags(flag_values)
+        if not flag_values.dry_run:
+            read_manifest(cfg.data.records_dir)
+    except (ValueError, FileNotFoundError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    # (--verbose is defined by `run`, not by callers' own registries.)
+    quiet_tensorflow("verbose" in flag_values and flag_values.verbose)
     import tensorflow as tf
 
-    from uegan_tf import flags as uflags
     from uegan_tf.fileutil import write_text_atomic
     from uegan_tf.train import trainer as trainer_lib
 
@@ -29,12 +43,6 @@ def main(argv, flag_values=flags.FLAGS):
     # bar; warnings and errors still show.
     logging.set_verbosity(logging.WARNING)
     tf.get_logger().setLevel("WARNING")
-
-    try:
-        cfg = uflags.train_config_from_flags(flag_values)
-    except ValueError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
     if flag_values.dry_run:
         print(trainer_lib.config_summary(cfg))
         return 0
@@ -102,12 +110,8 @@ def main(argv, flag_values=flags.FLAGS):
 
 
 def run():
-    from uegan_tf.quiet import define_verbose_flag
-    from uegan_tf.quiet import quiet_tensorflow
-
-    # First: uegan_tf.flags imports TensorFlow (through the data modules).
-    quiet_tensorflow()  # reads --verbose from sys.argv
     from uegan_tf import flags as uflags
+    from uegan_tf.quiet import define_verbose_flag
 
     uflags.define_train_flags()
     define_verbose_flag()

@@ -30,7 +30,7 @@ from uegan_tf import losses
 from uegan_tf.data.pipeline import build_train_dataset
 from uegan_tf.data.pipeline import load_validation_images
 from uegan_tf.data.pipeline import verify_shards
-from uegan_tf.data.prepare import read_manifest
+from uegan_tf.data.schema import read_manifest
 from uegan_tf.fileutil import write_text_atomic
 from uegan_tf.models import build_discriminator
 from uegan_tf.models import build_feature_discriminator
