@@ -212,15 +212,7 @@ def main(argv):
             del runs
 
     sizes = [int(s) for s in _SIZES.value]
-    print()
-    print(
-        "| backend | model size (MB) | "
-        + " | ".join(f"{s}² ms (vs SavedModel)" for s in sizes)
-        + " | "
-        + " | ".join(f"{s}² PSNR (dB)" for s in sizes)
-        + " |"
-    )
-    print("|---|---|" + "---|" * (2 * len(sizes)))
+    table = []
     for backend in [b for b in BACKENDS if b in _BACKENDS.value]:
         cells, psnrs = [], []
         for s in sizes:
@@ -237,13 +229,17 @@ def main(argv):
             info = tflite_info.get(f"{backend}@{s}")
             psnrs.append(f"{info['psnr_db']:.1f}" if info else "")
         mb = sizes_bytes.get(backend)
-        print(
-            f"| {backend} | {mb / 1e6:.2f} | "
-            if mb
-            else f"| {backend} | n/a | ",
-            end="",
+        table.append(
+            [backend, f"{mb / 1e6:.2f}" if mb else "n/a", *cells, *psnrs]
         )
-        print(" | ".join(cells + psnrs) + " |")
+    header = [
+        "backend",
+        "model size (MB)",
+        *(f"{s}² ms (vs SavedModel)" for s in sizes),
+        *(f"{s}² PSNR (dB)" for s in sizes),
+    ]
+    print()
+    print(benchlib.markdown_table(header, table))
     out = pathlib.Path(_OUT.value)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(

@@ -331,20 +331,12 @@ def _ort_version():
 
 def print_tables(results, sizes):
     names = list(MODELS)
-    print()
-    print(
-        "| model | "
-        + " | ".join(f"{s}² ms (vs port; CPU vs port)" for s in sizes)
-        + " | "
-        + " | ".join(f"{s}² PSNR vs source (dB)" for s in sizes)
-        + " |"
-    )
-    print("|---|" + "---|" * (2 * len(sizes)))
     source = {
         "port": "port_vs_torch",
         "ours": "ours_vs_keras",
         "ours_tf2onnx": "ours_tf2onnx_vs_keras",
     }
+    rows = []
     for name in names:
         cells = []
         for s in sizes:
@@ -357,38 +349,46 @@ def print_tables(results, sizes):
             cells.append(
                 f"{results['sizes'][str(s)]['psnr_db'][source[name]]:.1f}"
             )
-        print(f"| {name} | " + " | ".join(cells) + " |")
+        rows.append([name, *cells])
+    header = [
+        "model",
+        *(f"{s}² ms (vs port; CPU vs port)" for s in sizes),
+        *(f"{s}² PSNR vs source (dB)" for s in sizes),
+    ]
     print()
-    print("| model | nodes | " + " | ".join(COUNTED_OPS) + " |")
-    print("|---|---|" + "---|" * len(COUNTED_OPS))
-    for name in names:
-        graph = results["graphs"][name]
-        print(
-            f"| {name} | {graph['nodes']} | "
-            + " | ".join(str(graph["ops"].get(op, 0)) for op in COUNTED_OPS)
-            + " |"
+    print(benchlib.markdown_table(header, rows))
+    print()
+    print(
+        benchlib.markdown_table(
+            ["model", "nodes", *COUNTED_OPS],
+            [
+                [
+                    name,
+                    results["graphs"][name]["nodes"],
+                    *(
+                        results["graphs"][name]["ops"].get(op, 0)
+                        for op in COUNTED_OPS
+                    ),
+                ]
+                for name in names
+            ],
         )
+    )
     for size, profiles in results["profiles"].items():
         ops = sorted(
             {op for p in profiles.values() for op in p},
             key=lambda op: -max(p.get(op, 0) for p in profiles.values()),
         )
-        print(f"\nORT profile at {size}², ms per call (kernel time):\n")
-        print("| op | " + " | ".join(names) + " |")
-        print("|---|" + "---|" * len(names))
-        for op in ops:
-            if max(p.get(op, 0) for p in profiles.values()) < 1:
-                continue
-            print(
-                f"| {op} | "
-                + " | ".join(f"{profiles[n].get(op, 0):.0f}" for n in names)
-                + " |"
-            )
-        print(
-            "| total | "
-            + " | ".join(f"{sum(profiles[n].values()):.0f}" for n in names)
-            + " |"
+        rows = [
+            [op, *(f"{profiles[n].get(op, 0):.0f}" for n in names)]
+            for op in ops
+            if max(p.get(op, 0) for p in profiles.values()) >= 1
+        ]
+        rows.append(
+            ["total", *(f"{sum(profiles[n].values()):.0f}" for n in names)]
         )
+        print(f"\nORT profile at {size}², ms per call (kernel time):\n")
+        print(benchlib.markdown_table(["op", *names], rows))
 
 
 if __name__ == "__main__":

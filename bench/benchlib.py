@@ -43,6 +43,17 @@ def machine():
     return info
 
 
+def markdown_table(header, rows):
+    """A Markdown table: `header` the column titles, `rows` lists of cells
+    (any values, `str()`-ed; one cell per title)."""
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for row in rows:
+        if len(row) != len(header):
+            raise ValueError(f"{len(header)} columns, a row has {len(row)}")
+        lines.append("| " + " | ".join(str(c) for c in row) + " |")
+    return "\n".join(lines)
+
+
 def write_json(path, payload):
     """Write `payload` plus {"machine": machine()} as indented JSON."""
     path = pathlib.Path(path)

@@ -102,3 +102,16 @@ def test_unknown_script_is_one_line(tmp_path):
         "precision,memory,video,beam"
     ]
     assert list(tmp_path.iterdir()) == []
+
+
+def test_benchlib_markdown_table():
+    spec = importlib.util.spec_from_file_location(
+        "benchlib", REPO / "bench" / "benchlib.py"
+    )
+    benchlib = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(benchlib)
+    assert benchlib.markdown_table(["a", "b"], [[1, "x"], [2.5, ""]]) == (
+        "| a | b |\n|---|---|\n| 1 | x |\n| 2.5 |  |"
+    )
+    with pytest.raises(ValueError, match="2 columns, a row has 1"):
+        benchlib.markdown_table(["a", "b"], [[1]])
