@@ -5,7 +5,7 @@
     python bench/bench_memory.py budget [--budget=1.5G] \
         [--sizes=1920x1080,4000x3000] [--precisions=fp32,bf16] [--untiled]
 
-`fit`: peak RSS (ru_maxrss of a fresh subprocess) of one untiled
+`fit`: peak RSS (`testing.peak_rss_bytes` of a fresh subprocess) of one untiled
 generator call at square sizes, and the least-squares fit
 peak = base + k * pixels that `inference.MODEL_BYTES_PER_PIXEL` and
 `MEMORY_BASE_BYTES` record. `budget`: a val photo resized to each size,
@@ -28,10 +28,11 @@ REPO = pathlib.Path(__file__).resolve().parents[1]
 PHOTO = REPO.parent / "shared" / "data" / "val_photo" / "skimage_coffee.jpg"
 
 WORKER = r"""
-import os, resource, sys, time, json
+import os, sys, time, json
 os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
 import numpy as np
 from uegan_tf.inference.stylizer import Stylizer, parse_memory
+from uegan_tf.testing import peak_rss_bytes
 h, w, prec, budget, out = sys.argv[1:6]
 h, w = int(h), int(w)
 kw = {"tile": 0}
@@ -39,7 +40,7 @@ if budget != "untiled":
     kw = {"max_memory": parse_memory(budget)}
 s = Stylizer("anime", precision=prec, **kw)
 s(np.zeros((64, 64, 3), np.uint8))
-base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+base = peak_rss_bytes()
 if out == "-":
     img = np.random.default_rng(0).integers(0, 256, (h, w, 3), np.uint8)
 else:
@@ -51,7 +52,7 @@ tile = s.tile_for(h, w)
 t = time.perf_counter()
 y = s(img)
 dt = time.perf_counter() - t
-peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+peak = peak_rss_bytes()
 if out != "-":
     np.save(out, y)
 print("RESULT " + json.dumps(dict(base=base, peak=peak, seconds=dt, tile=tile)))

@@ -161,7 +161,9 @@ def finish(proc, timeout):
 def peak_rss_of(script, timeout):
     """Run a Python snippet in a fresh interpreter (this repo importable).
 
-    The peak comes from `ru_maxrss` (KiB on Linux) printed after the script.
+    The peak comes from `testing.peak_rss_bytes` (the child's own
+    high-water mark; `ru_maxrss` would include this pytest process's peak)
+    printed after the script.
 
     Returns:
         (completed process, peak resident set size in bytes).
@@ -171,8 +173,8 @@ def peak_rss_of(script, timeout):
 
     code = (
         script
-        + "\nimport resource\n"
-        + "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)\n"
+        + "\nfrom uegan_tf.testing import peak_rss_bytes\n"
+        + "print(peak_rss_bytes())\n"
     )
     res = subprocess.run(
         [sys.executable, "-c", code],
@@ -183,7 +185,7 @@ def peak_rss_of(script, timeout):
         env=dict(os.environ, PYTHONPATH=str(REPO)),
     )
     assert res.returncode == 0, res.stderr[-2000:]
-    return res, int(res.stdout.strip().splitlines()[-1]) * 1024
+    return res, int(res.stdout.strip().splitlines()[-1])
 
 
 # Fewer garbage-collector passes. Tracing tf.functions and building Keras

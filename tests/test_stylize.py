@@ -359,6 +359,19 @@ def test_usage_errors_are_one_line(tmp_path, capsys):
     assert code == 2 and err.startswith("error: no inputs")
 
 
+def test_peak_rss_of_measures_the_child_alone():
+    """The memory tests' measure: a small child of a big parent is small.
+
+    `ru_maxrss` of a subprocess includes its parent's peak (Linux carries
+    it over at exec): the slow memory tests failed at 2.2 and 6.9 GB in a
+    pytest worker that had run big tests before.
+    """
+    big = np.ones(2**27)  # 1 GiB, touched: this process's peak is >= it
+    _, peak = peak_rss_of("x = 1", timeout=120)
+    assert big.sum() == 2**27
+    assert peak < 300 * 2**20, peak / 2**20
+
+
 @pytest.mark.slow
 def test_large_image_runs_in_bounded_memory(tmp_path, model_path):
     """A 4000x3000 photo, tiled automatically; peak RSS measured."""

@@ -3,6 +3,7 @@ by the package itself: `synthetic_image` lives in `image_ops`)."""
 
 import dataclasses
 import pathlib
+import resource
 
 from uegan_tf.config import DataConfig
 from uegan_tf.config import ModelConfig
@@ -149,3 +150,22 @@ def make_test_clip(
         cmd += ["-movflags", "+faststart"]
     subprocess.run(cmd + [str(path)], check=True, capture_output=True)
     return path
+
+
+def peak_rss_bytes():
+    """This process's peak resident set size, in bytes.
+
+    Linux's `VmHWM` (the high-water mark of this process's own memory
+    map), not `getrusage(...).ru_maxrss`: a child started by `subprocess`
+    reports in `ru_maxrss` the peak of the parent that spawned it (the
+    kernel carries it over at `exec`), so a 13 MB child of a 3 GB pytest
+    worker said 3 GB. `ru_maxrss` only where there is no `/proc`.
+    """
+    try:
+        with open("/proc/self/status", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024  # kB
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024

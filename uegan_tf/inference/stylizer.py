@@ -285,7 +285,7 @@ DEFAULT_MAX_MEMORY = 1_500_000_000
 # + MODEL_BYTES_PER_PIXEL[precision] * (pixels of one generator call)
 # + the image buffers per pixel of the whole image (IMAGE_BYTES_PER_PIXEL
 # tiled, UNTILED_IMAGE_BYTES_PER_PIXEL untiled).
-# Measured with bench/bench_memory.py fit (ru_maxrss of a fresh process,
+# Measured with bench/bench_memory.py fit (peak RSS of a fresh process,
 # the UE generator, one untiled call after a 64x64 warm-up; TF 2.21,
 # Keras 3.15, 2-core AMX Xeon): least squares over 384^2, 640^2, 896^2
 # gives fp32 798 MB + 2003 B/px and bf16 832 MB + 1103 B/px; single
