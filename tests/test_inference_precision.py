@@ -166,6 +166,7 @@ def test_choose_tile_hand_computed():
             "image_per_pixel": 4,
             "untiled_image_per_pixel": 1,
             "min_tile": 8,
+            "tiled_slack": 0,
             **kw,
         }
         return choose_tile(h, w, budget, 10, **kw)
@@ -179,6 +180,10 @@ def test_choose_tile_hand_computed():
     # 5000 - 100 - 3200 = 1700 -> 170 px: a tile of side t covers
     # 8 x min(t, 100); 8 x 20 = 160 fits, 8 x 24 = 192 does not.
     assert tile(8, 100, 5000) == 20
+    # Slack only when tiled: 20 x 20 still fits untiled at 4500; tiled at
+    # 4499 with 700 of slack the free 2099 -> 209.9 px: 12 x 12 (16 x 16 no).
+    assert tile(20, 20, 4500, tiled_slack=700) == 0
+    assert tile(20, 20, 4499, tiled_slack=700) == 12
     # Two tiles per call halve the pixels of each: 85 px -> 8 x 8.
     assert tile(8, 100, 5000, tile_batch=2) == 8
     # Nothing fits: the smallest tile anyway.
