@@ -897,13 +897,9 @@ class ExportConfig:
             )
         # Last (the values first): a source that names nothing, refused
         # before TensorFlow's import.
-        from uegan_tf.inference.sources import ModelLoadError
-        from uegan_tf.inference.sources import resolve_source
+        from uegan_tf.inference.sources import check_sources
 
-        try:
-            resolve_source(self.checkpoint)
-        except ModelLoadError as e:
-            raise ValueError(str(e)) from None
+        check_sources([self.checkpoint])
         return self
 
 

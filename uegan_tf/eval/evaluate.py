@@ -130,14 +130,10 @@ class EvalConfig:
                 )
         if self.max_side < 0:
             raise ValueError(f"--max_side must be >= 0, got {self.max_side}")
-        from uegan_tf.inference.sources import ModelLoadError
-        from uegan_tf.inference.sources import resolve_source
+        from uegan_tf.inference.sources import check_sources
 
-        try:  # a source that names nothing: refused before TensorFlow
-            for _, source in self.models:
-                resolve_source(split_step(source)[0])
-        except ModelLoadError as e:
-            raise ValueError(str(e)) from None
+        # A source that names nothing: refused before TensorFlow.
+        check_sources(split_step(source)[0] for _, source in self.models)
         return self
 
 

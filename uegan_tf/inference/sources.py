@@ -83,3 +83,17 @@ def resolve_source(source):
             raise ModelLoadError(str(e.args[0])) from None
         return "keras", pathlib.Path(style["path"])
     raise ModelLoadError(f"{source}: no such file or folder")
+
+
+def check_sources(sources):
+    """Resolve each source; a config's `validate` calls this so that a
+    source naming nothing is a `ValueError` (one line) before TensorFlow.
+
+    Raises:
+        ValueError: the first source that `resolve_source` refuses.
+    """
+    try:
+        for source in sources:
+            resolve_source(source)
+    except ModelLoadError as e:
+        raise ValueError(str(e)) from None
