@@ -21,7 +21,6 @@ from uegan_tf.image_ops import fit_long_side
 from uegan_tf.image_ops import from_unit_range
 from uegan_tf.image_ops import luma
 from uegan_tf.image_ops import to_unit_range
-from uegan_tf.inference.sources import SOURCES_HELP  # noqa: F401
 from uegan_tf.inference.sources import ModelLoadError
 from uegan_tf.inference.sources import resolve_source
 from uegan_tf.models.layers import NormStats
