@@ -83,6 +83,45 @@ def test_layer_norm_equals_keras_group_norm(policy):
         keras.mixed_precision.set_global_policy("float32")
 
 
+@pytest.mark.parametrize("policy", ["float32", "mixed_bfloat16"])
+def test_layer_norm_leaky_relu_is_applied_in_float32(policy):
+    """`LayerNorm(x, leaky_alpha=0.2)` is LeakyReLU on the float32
+    normalised map, then one cast: in float32 bit-identical to LeakyReLU
+    after the norm; under mixed_bfloat16 within one bfloat16 rounding of
+    the float32 result computed by hand."""
+    keras.mixed_precision.set_global_policy(policy)
+    try:
+        norm = LayerNorm()
+        shape = (1, 7, 11, 4)
+        norm.build(shape)
+        rng = np.random.RandomState(1)
+        norm.gamma.assign(rng.normal(size=4).astype(np.float32))
+        norm.beta.assign(rng.normal(size=4).astype(np.float32))
+        x = tf.cast(
+            tf.constant(rng.normal(0.5, 2.0, shape).astype(np.float32)),
+            norm.compute_dtype,
+        )
+        got = norm(x, leaky_alpha=0.2)
+        assert got.dtype == norm.compute_dtype
+        # The float32 normalised map, by hand from the float32 statistics.
+        xf = tf.cast(x, tf.float32).numpy()
+        mean, var = xf.mean(), xf.var()
+        y = (xf - mean) / np.sqrt(var + 1e-12) * norm.gamma.numpy()
+        y = y + norm.beta.numpy()
+        want = np.where(y >= 0, y, 0.2 * y)
+        if policy == "float32":
+            np.testing.assert_array_equal(
+                got.numpy(), tf.nn.leaky_relu(norm(x), 0.2).numpy()
+            )
+            np.testing.assert_allclose(got.numpy(), want, atol=1e-5)
+        else:
+            # One rounding to bfloat16 (8 significant bits): <= 2^-8 rel.
+            got = tf.cast(got, tf.float32).numpy()
+            np.testing.assert_allclose(got, want, rtol=2**-8, atol=1e-6)
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+
+
 # XNNPACK (LiteRT 2.3) delegates a CONCATENATION of at most 5 inputs.
 XNNPACK_MAX_CONCAT_INPUTS = 5
 

@@ -100,6 +100,14 @@ class LayerNorm(keras.layers.GroupNormalization):
     inference uses it so that every tile of a large image is normalised with
     the same (whole-image) statistics, which keeps tiles consistent.
 
+    `call(x, leaky_alpha=a)` also applies LeakyReLU(a) to the normalised
+    float32 map before it is cast back to the compute dtype. In float32 this
+    is the same two ops in the same order; under `mixed_bfloat16` it keeps
+    the activation in float32 with one cast at the end (the bfloat16
+    LeakyReLU of TF's CPU kernels costs more than the float32 one, and it
+    rounds the input to bfloat16 once more, `docs/environment.md#bfloat16-
+    inference`).
+
     Input and output `[B, H, W, C]`; statistics `[B or 1, 1, 1, 1]`.
 
     Args:
@@ -118,7 +126,7 @@ class LayerNorm(keras.layers.GroupNormalization):
             tf.cast(x, tf.float32), axes=[1, 2, 3], keepdims=True
         )
 
-    def call(self, inputs, stats=None):
+    def call(self, inputs, stats=None, leaky_alpha=None):
         # Keras' GroupNormalization reshapes `[B, H, W, C]` to
         # `[B, H, W, 1, C]` and back around the same arithmetic. With one
         # group that reshape is a no-op in TF (bit-identical outputs,
@@ -144,6 +152,8 @@ class LayerNorm(keras.layers.GroupNormalization):
         if self.center:
             shift = shift - tf.cast(self.beta, tf.float32)
         y = x * inv - shift  # one per-channel scale and shift: MUL, SUB
+        if leaky_alpha is not None:
+            y = tf.nn.leaky_relu(y, alpha=leaky_alpha)
         return tf.cast(tf.cast(y, inputs.dtype), self.compute_dtype)
 
 
@@ -160,14 +170,15 @@ class NormStats:
         self.values = [] if values is None else list(values)
         self._next = 0
 
-    def normalize(self, norm_layer, x):
+    def normalize(self, norm_layer, x, **kwargs):
+        """`norm_layer(x, **kwargs)` with recorded or recording stats."""
         if self.collect:
             stats = norm_layer.moments(x)
             self.values.append(stats)
-            return norm_layer(x, stats=stats)
+            return norm_layer(x, stats=stats, **kwargs)
         stats = self.values[self._next]
         self._next += 1
-        return norm_layer(x, stats=stats)
+        return norm_layer(x, stats=stats, **kwargs)
 
 
 @keras.saving.register_keras_serializable(package="uegan_tf")
@@ -259,14 +270,11 @@ class ConvNormLReLU(keras.layers.Layer):
         if top or bottom or left or right:
             x = reflect_pad(x, self.padding)
         x = self.conv(x)
-        x = (
-            self.norm(x)
-            if norm_stats is None
-            else norm_stats.normalize(self.norm, x)
-        )
-        if self.activation:
-            x = tf.nn.leaky_relu(x, alpha=0.2)
-        return x
+        # LeakyReLU(0.2) inside the norm, on its float32 result.
+        alpha = 0.2 if self.activation else None
+        if norm_stats is None:
+            return self.norm(x, leaky_alpha=alpha)
+        return norm_stats.normalize(self.norm, x, leaky_alpha=alpha)
 
     def compute_output_shape(self, input_shape):
         channels = input_shape[-1] if self.depthwise else self.filters
