@@ -96,9 +96,10 @@ class Discriminator(keras.Model):
     def call(self, x, training=None):
         for conv, norm in self.blocks:
             x = conv(x, training=training)
-            if norm is not None:
-                x = norm(x)
-            x = tf.nn.leaky_relu(x, alpha=0.2)
+            if norm is None:
+                x = tf.nn.leaky_relu(x, alpha=0.2)
+            else:  # LeakyReLU on the norm's float32 result (LayerNorm)
+                x = norm(x, leaky_alpha=0.2)
         return self.logit(x, training=training)  # [B, H/4, W/4, 1], float32
 
     def compute_output_shape(self, input_shape):
