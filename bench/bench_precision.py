@@ -72,10 +72,13 @@ def psnr(a, b):
 
 
 class _IdentityNorm(layers.LayerNorm):
-    """A layer norm that returns its input (profile ablation)."""
+    """A layer norm that returns its input (profile ablation); the
+    LeakyReLU that `LayerNorm` applies for its block stays."""
 
-    def call(self, inputs, stats=None):
-        return inputs
+    def call(self, inputs, stats=None, leaky_alpha=None):
+        if leaky_alpha is None:
+            return inputs
+        return tf.nn.leaky_relu(inputs, alpha=leaky_alpha)
 
 
 def ablated(generator, precision, no_pad, no_norm):
