@@ -12,20 +12,53 @@ import pathlib
 import platform
 
 
+# The instruction sets that decide which kernels TF, XNNPACK and ORT run
+# (the ratios between backends change with them: docs/environment.md).
+ISA_FLAGS = (
+    "avx2",
+    "fma",
+    "avx512f",
+    "avx512_vnni",
+    "avx512_bf16",
+    "avx512_fp16",
+    "avx_vnni",
+    "amx_bf16",
+    "amx_int8",
+)
+
+
+def cpu_identity(cpuinfo_text):
+    """`(model name, "family/model", [ISA_FLAGS present])` of a
+    /proc/cpuinfo text (None / [] for what it does not say)."""
+    fields = {}
+    for line in cpuinfo_text.splitlines():
+        key, sep, value = line.partition(":")
+        if sep and key.strip() not in fields:
+            fields[key.strip()] = value.strip()
+    family, model = fields.get("cpu family"), fields.get("model")
+    flags = set(fields.get("flags", "").split())
+    return (
+        fields.get("model name"),
+        f"{family}/{model}" if family and model else None,
+        [f for f in ISA_FLAGS if f in flags],
+    )
+
+
 def machine():
     """CPU model, core count, bfloat16 support, load, library versions."""
     from uegan_tf.precision import cpu_has_bf16
 
-    model = platform.processor() or platform.machine()
     try:
-        for line in pathlib.Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
+        text = pathlib.Path("/proc/cpuinfo").read_text()
     except OSError:
-        pass
+        text = ""
+    name, family_model, isa = cpu_identity(text)
     info = {
-        "cpu": model,
+        "cpu": name or platform.processor() or platform.machine(),
+        # "AMD EPYC" names Zen 2 to Zen 5 alike: family/model tells them
+        # apart (25/17 is Zen 4 Genoa), the flags what the kernels can use.
+        "cpu_family_model": family_model,
+        "isa": isa,
         "cpu_count": os.cpu_count(),
         "native_bf16": cpu_has_bf16(),
         "platform": platform.platform(),

@@ -37,6 +37,7 @@ SCRIPTS = {
     "pipeline": ("bench_pipeline.py", []),
     "inference": ("bench_inference.py", []),
     "precision": ("bench_precision.py", []),
+    "ops": ("bench_op_profile.py", []),
     "memory": ("bench_memory.py", ["budget"]),
     "video": ("bench_video.py", []),
     "beam": ("bench_beam.py", []),
@@ -82,6 +83,12 @@ def report_markdown(machine, runs):
         f"the start: {machine['load_average'][0]:.2f}. Compare within "
         "this report only.",
     ]
+    if machine.get("isa"):  # reports before 2026-12-07 lack it
+        lines += [
+            "",
+            f"CPU family/model {machine.get('cpu_family_model')}; "
+            f"instruction sets: {' '.join(machine['isa'])}.",
+        ]
     for name, run in runs.items():
         lines += [
             "",
